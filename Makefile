@@ -1,0 +1,68 @@
+# The verbs of this repository. Logic lives in the `gitops` CLI (scripts/); this file only names it.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8080
+APP    ?= pod-details
+ENV    ?= dev
+
+LOCKS := apps/pod-details/requirements.lock requirements/dev.lock
+STAMP := $(VENV)/.installed
+
+.PHONY: help setup run test tools bench e2e lint validate render lock clean cluster-up cluster-down
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## Create .venv with the service, the tooling and dev dependencies, from lock files (idempotent)
+
+$(STAMP): $(LOCKS) apps/pod-details/pyproject.toml scripts/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e apps/pod-details -e scripts
+	@touch $@
+
+run: setup ## Serve pod-details on http://127.0.0.1:$(PORT) (PORT overrides)
+	cd apps/pod-details && BIND=127.0.0.1:$(PORT) exec ../../$(BIN)/gunicorn --config python:pod_details.gunicorn_conf 'pod_details.wsgi:app'
+
+tools: setup ## Build the pinned GitOps toolchain from the Go module proxy into the cache (idempotent)
+	$(BIN)/gitops tools build
+
+test: setup tools ## Run every test: lint, service, config, tooling
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
+	$(BIN)/pytest
+
+bench: setup tools ## Benchmarks: figures and ratios against baselines measured in the same run
+	$(BIN)/gitops bench
+
+e2e: setup tools ## The whole GitOps loop with the real Argo CD on a local control plane
+	$(BIN)/gitops e2e
+
+lint: setup ## pre-commit on every file (the same hooks CI runs)
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
+
+validate: setup tools ## Validate every environment statically
+	$(BIN)/gitops validate
+
+render: setup tools ## Render an environment (ENV=dev) as Argo CD would apply it
+	$(BIN)/gitops render $(ENV)
+
+cluster-up: setup tools ## Start a local etcd + kube-apiserver; prints its KUBECONFIG
+	$(BIN)/gitops cluster up
+
+cluster-down: setup ## Stop the local control plane and remove its data
+	$(BIN)/gitops cluster down
+
+lock: ## Re-resolve the lock files (needs the network to PyPI)
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  apps/pod-details/pyproject.toml -o apps/pod-details/requirements.lock
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  -c apps/pod-details/requirements.lock \
+	  apps/pod-details/pyproject.toml scripts/pyproject.toml requirements/dev.in -o requirements/dev.lock
+
+clean: ## Remove the venv and caches inside the repo (the toolchain cache stays)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

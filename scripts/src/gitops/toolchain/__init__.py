@@ -1,0 +1,99 @@
+"""The pinned GitOps toolchain: where each tool lives in the cache, and how to find it.
+
+Pins are in ``versions.toml`` beside this file (the one place they are kept); ``build.py`` turns them into binaries.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+PINS_FILE = Path(__file__).with_name("versions.toml")
+
+
+class ToolMissing(RuntimeError):
+    """A pinned tool has not been built into the cache yet."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        super().__init__(f"{name} is not built (expected {path}); run `make tools` to build the pinned toolchain")
+        self.name = name
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    module: str
+    version: str
+    recipe: str
+    package: str
+    ldflags: str = ""
+    version_args: tuple[str, ...] = ("--version",)
+
+    @property
+    def bare_version(self) -> str:
+        return self.version.removeprefix("v")
+
+    @property
+    def home(self) -> Path:
+        return cache_root() / self.name / self.version
+
+    @property
+    def binary(self) -> Path:
+        return self.home / "bin" / self.name
+
+
+@dataclass(frozen=True)
+class CrdSource:
+    name: str
+    module: str
+    version: str
+    paths: tuple[str, ...]
+
+
+def cache_root() -> Path:
+    """Outside the repo, keyed by tool and version, so fresh clones (CI) reuse earlier builds."""
+    explicit = os.environ.get("GITOPS_TOOLCHAIN_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gitops-toolchain"
+
+
+@cache
+def pins() -> dict:
+    with PINS_FILE.open("rb") as f:
+        return tomllib.load(f)
+
+
+def tools() -> dict[str, Tool]:
+    return {
+        name: Tool(name=name, **{**spec, "version_args": tuple(spec.get("version_args", ("--version",)))})
+        for name, spec in pins()["tools"].items()
+    }
+
+
+def crd_sources() -> dict[str, CrdSource]:
+    return {
+        name: CrdSource(name=name, module=s["module"], version=s["version"], paths=tuple(s["paths"]))
+        for name, s in pins().get("crds", {}).items()
+    }
+
+
+def tool_path(name: str) -> Path:
+    """The cached binary of a pinned tool; raises ToolMissing with the command that builds it."""
+    try:
+        tool = tools()[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a pinned tool; known: {', '.join(sorted(tools()))}") from None
+    if not os.access(tool.binary, os.X_OK):
+        raise ToolMissing(name, tool.binary)
+    return tool.binary
+
+
+def bin_dirs() -> list[Path]:
+    """Directories to put on PATH so subprocesses (e.g. Argo CD's repo-server) find the pinned tools."""
+    return [t.binary.parent for t in tools().values()]

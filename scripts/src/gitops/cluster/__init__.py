@@ -144,6 +144,7 @@ class LocalControlPlane:
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",  # a loopback advertise address is refused by the reconciler
             f"--secure-port={self.apiserver_port}",
             f"--tls-cert-file={p.serving_cert}",
             f"--tls-private-key-file={p.serving_key}",

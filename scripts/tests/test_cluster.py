@@ -4,6 +4,7 @@ and its pod passes Pod Security `restricted`."""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -187,7 +188,7 @@ def test_weakened_pod_is_rejected_by_the_apiserver(api, restricted_namespace, va
     with pytest.raises(ApiException) as err:
         client.CoreV1Api(api).create_namespaced_pod(restricted_namespace, pod, dry_run="All")
     assert err.value.status == 403
-    assert 'violates PodSecurity "restricted' in err.value.body
+    assert 'violates PodSecurity "restricted' in json.loads(err.value.body)["message"]
 
 
 def test_control_plane_stops_cleanly_and_leaves_nothing_behind(tmp_path):

@@ -37,5 +37,8 @@ def create_fake_nodes(kubeconfig: Path, count: int = 2) -> list[str]:
     for i in range(count):
         name = f"kwok-node-{i}"
         api.create_node(node_manifest(name, zone=f"zone-{i % 2}"))
+        # The apiserver taints every new Node not-ready (TaintNodesByCondition); node lifecycle would lift it once
+        # kwok reports Ready, but that controller is off (kwok's heartbeats are too sparse for it), so lift it here.
+        api.patch_node(name, {"spec": {"taints": None}})
         names.append(name)
     return names

@@ -166,7 +166,8 @@ def test_chart_pod_is_admitted_under_pod_security_restricted(api, restricted_nam
 
 
 PRIVILEGED_VARIANTS = {
-    "privileged": lambda c, s: c["securityContext"].update(privileged=True),
+    # privileged implies escalation; the API refuses the contradiction before Pod Security sees it
+    "privileged": lambda c, s: c["securityContext"].update(privileged=True, allowPrivilegeEscalation=True),
     "privilege-escalation": lambda c, s: c["securityContext"].update(allowPrivilegeEscalation=True),
     "root-user": lambda c, s: c["securityContext"].update(runAsUser=0, runAsNonRoot=False),
     "capabilities": lambda c, s: c["securityContext"].update(capabilities={"add": ["NET_ADMIN"]}),

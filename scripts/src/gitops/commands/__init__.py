@@ -20,3 +20,4 @@ def register(main: click.Group) -> None:
     main.add_command(__import__("gitops.commands.diff", fromlist=["diff"]).diff)
     main.add_command(__import__("gitops.commands.changed_apps", fromlist=["changed_apps"]).changed_apps)
     main.add_command(__import__("gitops.commands.push", fromlist=["push"]).push)
+    main.add_command(__import__("gitops.commands.e2e", fromlist=["e2e"]).e2e)

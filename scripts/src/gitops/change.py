@@ -1,0 +1,43 @@
+"""One release change, all or nothing: write the new files, validate the result, commit it, and only then move the
+user's checkout.
+
+Every verb that edits release pins (promote, rollback, bump) goes through `apply`. The change is built in a scratch
+worktree of HEAD outside the user's tree, validated there with `gitops validate`, and committed there; the user's
+checkout is fast-forwarded to that commit as the very last step. A refusal, a failed validation, an error or an
+interrupt (Ctrl-C, SIGTERM from a cancelled CI job) before that step leaves the user's tree, index and HEAD exactly
+as they were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitops import gitutil, rendered
+
+
+@dataclass
+class Change:
+    files: dict[str, str]  # repo-relative path -> new text
+    message: str  # subject, body and trailers
+    validate_envs: list[str]
+    what: str  # "the promotion of dev to prod", for messages
+    prepared: dict[str, str] = field(default_factory=dict)  # filled by the `prepare` hook (e.g. a PR body)
+
+
+def apply(root: Path, change: Change, base: str, prepare: Callable[[Path, str, str], None] | None = None) -> str:
+    """Commit ``change`` on top of ``base`` (HEAD when the change was planned) and fast-forward to it; the new sha.
+
+    ``prepare(scratch_tree, base, new_sha)`` runs after the commit exists but before the checkout moves: work that
+    must succeed for the change to land (rendering the PR body) fails it there, atomically.
+    """
+    with gitutil.interrupts_as_keyboard_interrupt(), gitutil.Scratch(root, base) as scratch:
+        for path, text in change.files.items():
+            scratch.write(path, text)
+        rendered.validate(scratch.path, change.validate_envs, change.what)
+        sha = scratch.commit(change.message, list(change.files))
+        if prepare is not None:
+            prepare(scratch.path, base, sha)
+        gitutil.land(root, base, sha)
+    return sha

@@ -1,0 +1,36 @@
+"""`gitops promote`: one commit that moves the source environment's release pins to the next environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--from", "source", required=True, help="Environment to promote from (e.g. dev).")
+@click.option("--to", "target", required=True, help="The next environment in environments/promotion.yaml.")
+@click.option(
+    "--app",
+    "apps",
+    multiple=True,
+    help="App to promote (repeatable; default: every app). An empty value means every app, so a workflow can pass "
+    "an optional input straight through.",
+)
+@click.option("--pr-body", type=click.Path(dir_okay=False, path_type=Path), help="Write the PR description here.")
+@click.option(
+    "--source-commit",
+    help="Promote the source as it was at this commit of HEAD's history (e.g. the revision Argo CD reported healthy); "
+    "default: HEAD. Empty means HEAD.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+def promote(
+    source: str, target: str, apps: tuple[str, ...], pr_body: Path | None, source_commit: str | None, dry_run: bool
+) -> None:
+    """Promote release pins (image, chart revision) from --from to --to; values are never promoted."""
+    from gitops import gitutil
+    from gitops import promote as lib
+
+    root = gitutil.toplevel(Path.cwd())
+    names = sorted({a.strip() for a in apps if a.strip()})
+    click.echo(lib.promote(root, source, target, names, pr_body, dry_run, source_commit or None), nl=False)

@@ -1,0 +1,20 @@
+"""`gitops push`: push this checkout's release commits, rebasing and retrying when the branch moved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--remote", default="origin", show_default=True)
+@click.option("--branch", default="main", show_default=True)
+@click.option("--attempts", type=click.IntRange(1, 10), default=3, show_default=True)
+def push(remote: str, branch: str, attempts: int) -> None:
+    """Push HEAD to REMOTE/BRANCH; on a race with another push, rebase onto it and try again."""
+    from gitops import gitutil
+    from gitops import push as lib
+
+    root = gitutil.toplevel(Path.cwd())
+    click.echo(lib.push(root, remote, branch, attempts), nl=False)

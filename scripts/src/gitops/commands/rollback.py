@@ -1,0 +1,22 @@
+"""`gitops rollback`: a new commit restoring the release pins of an earlier promotion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--env", required=True, help="Environment to roll back (e.g. prod).")
+@click.option("--app", required=True, help="App to roll back.")
+@click.option("--to", "to", help="The promotion commit whose pins to restore.")
+@click.option("--steps", type=int, help="Go back N promotions from the one in effect (default 1).")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+def rollback(env: str, app: str, to: str | None, steps: int | None, dry_run: bool) -> None:
+    """Restore APP's release pins in ENV from an earlier promotion (history is never rewritten)."""
+    from gitops import gitutil
+    from gitops import rollback as lib
+
+    root = gitutil.toplevel(Path.cwd())
+    click.echo(lib.rollback(root, env, app, to, steps, dry_run), nl=False)

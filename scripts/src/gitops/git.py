@@ -1,0 +1,212 @@
+"""Reading the repository as it is in the work tree or as it was at a commit, through one interface.
+
+Argo CD reads everything from git at a revision; `gitops render --ref` does the same. Without ``--ref`` the work
+tree stands in for the tracked branch, so a developer sees their uncommitted change. Plain ``git`` subprocesses:
+the handful of plumbing commands used here do not justify a library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+
+from gitops.errors import GitopsError
+
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class GitError(GitopsError):
+    pass
+
+
+def git(root: Path, *args: str, input: bytes | None = None) -> bytes:
+    proc = subprocess.run(["git", "-C", str(root), *args], input=input, capture_output=True)
+    if proc.returncode != 0:
+        raise GitError(f"`git {' '.join(args)}` failed in {root}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def toplevel(path: Path) -> Path:
+    """The root of the git work tree containing ``path``."""
+    try:
+        return Path(git(path, "rev-parse", "--show-toplevel").decode().strip())
+    except GitError:
+        raise GitError(f"{path} is not inside a git repository") from None
+
+
+def resolve(root: Path, rev: str) -> str | None:
+    """The commit a revision names (sha, branch, tag, remote branch), or None if it names none."""
+    for candidate in (rev, f"origin/{rev}") if not SHA_RE.match(rev) else (rev,):
+        proc = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"],
+            capture_output=True,
+        )
+        if proc.returncode == 0:
+            return proc.stdout.decode().strip()
+    return None
+
+
+def commit_exists(root: Path, sha: str) -> bool:
+    return (
+        subprocess.run(["git", "-C", str(root), "cat-file", "-e", f"{sha}^{{commit}}"], capture_output=True).returncode
+        == 0
+    )
+
+
+class Snapshot:
+    """The files of the repository at one point: ``WorkTree`` or ``Commit``. Paths are repo-relative, posix."""
+
+    root: Path
+    label: str
+
+    def files(self) -> list[str]:
+        raise NotImplementedError
+
+    def read(self, path: str) -> str | None:
+        raise NotImplementedError
+
+    def export(self, paths: list[str], dest: Path) -> Path:
+        """A directory on disk holding ``paths`` (directories) as at this snapshot; returns the base to join."""
+        raise NotImplementedError
+
+    def glob(self, pattern: str) -> list[str]:
+        """Files matching a git pathspec glob, sorted. As in `git ls-files -- <glob>` (how Argo CD's git files
+        generator lists them), ``*`` also matches ``/``."""
+        return sorted(f for f in self.files() if fnmatch.fnmatchcase(f, pattern))
+
+    def exists(self, path: str) -> bool:
+        return path in self._file_set()
+
+    def is_dir(self, path: str) -> bool:
+        prefix = path.rstrip("/") + "/"
+        return any(f.startswith(prefix) for f in self.files())
+
+    def children(self, path: str) -> list[str]:
+        """Names of the directories directly under ``path``."""
+        prefix = path.rstrip("/") + "/"
+        names = {
+            f[len(prefix) :].split("/", 1)[0] for f in self.files() if f.startswith(prefix) and "/" in f[len(prefix) :]
+        }
+        return sorted(names)
+
+    def _file_set(self) -> frozenset[str]:
+        cached = getattr(self, "_files_cache", None)
+        if cached is None:
+            cached = frozenset(self.files())
+            self._files_cache = cached
+        return cached
+
+
+class WorkTree(Snapshot):
+    """The files a commit would contain now: tracked and untracked-but-not-ignored files that exist on disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.label = "work tree"
+        self._files: list[str] | None = None
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            out = git(self.root, "ls-files", "--cached", "--others", "--exclude-standard", "-z")
+            names = sorted({n for n in out.decode().split("\0") if n})
+            self._files = [n for n in names if (self.root / n).is_file()]  # drop deleted-but-tracked files
+        return self._files
+
+    def read(self, path: str) -> str | None:
+        try:
+            return (self.root / path).read_text()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def export(self, paths: list[str], dest: Path) -> Path:
+        # The work tree is already on disk: nothing to copy.
+        return self.root
+
+
+class Commit(Snapshot):
+    """The repository at a commit, read with `git cat-file --batch` (one process, not one per file)."""
+
+    def __init__(self, root: Path, rev: str) -> None:
+        sha = resolve(root, rev)
+        if sha is None:
+            raise GitError(f"{rev!r} names no commit in {root}")
+        self.root = root
+        self.rev = rev
+        self.sha = sha
+        self.label = rev if rev == sha else f"{rev} ({sha[:12]})"
+        self._files: list[str] | None = None
+        self._batch: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self._exported: dict[str, Path] = {}
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            out = git(self.root, "ls-tree", "-r", "--name-only", "-z", self.sha)
+            self._files = sorted(n for n in out.decode().split("\0") if n)
+        return self._files
+
+    def read(self, path: str) -> str | None:
+        if not self.exists(path):
+            return None
+        with self._lock:
+            if self._batch is None or self._batch.poll() is not None:
+                self._batch = subprocess.Popen(
+                    ["git", "-C", str(self.root), "cat-file", "--batch"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+            assert self._batch.stdin and self._batch.stdout
+            self._batch.stdin.write(f"{self.sha}:{path}\n".encode())
+            self._batch.stdin.flush()
+            header = self._batch.stdout.readline().decode()
+            if header.endswith("missing\n"):
+                return None
+            size = int(header.split()[2])
+            data = self._batch.stdout.read(size)
+            self._batch.stdout.read(1)  # the newline after each object
+        return data.decode()
+
+    def export(self, paths: list[str], dest: Path) -> Path:
+        """`git archive <sha> <paths> | tar -x` once for all ``paths`` not yet exported; returns the base dir."""
+        base = dest / self.sha
+        with self._lock:
+            todo = [p for p in paths if p not in self._exported]
+            if todo:
+                base.mkdir(parents=True, exist_ok=True)
+                data = git(self.root, "archive", "--format=tar", self.sha, "--", *todo)
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    tar.extractall(base, filter="data")
+                for p in todo:
+                    self._exported[p] = base / p
+        return base
+
+    def close(self) -> None:
+        if self._batch and self._batch.poll() is None:
+            assert self._batch.stdin
+            self._batch.stdin.close()
+            self._batch.wait()
+
+    def __del__(self) -> None:  # the batch process must not outlive us
+        with contextlib.suppress(Exception):  # at interpreter shutdown there is nothing left to report to
+            self.close()
+
+
+def snapshot(root: Path, ref: str | None) -> Snapshot:
+    return WorkTree(root) if ref is None else Commit(root, ref)
+
+
+def copy_tree(src: Path, dest: Path) -> None:
+    """Copy a directory (used to give helm a private copy when a chart must not be touched in place)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest, symlinks=True)
+    os.utime(dest)

@@ -1,0 +1,149 @@
+"""Rendered manifests as seen from promotion: validate a tree, render an environment at a ref, diff two renders, and
+fit a diff into a GitHub comment or PR body.
+
+Rendering and validation belong to `gitops render` / `gitops validate`; this module calls them through the CLI
+(``python -m gitops``) in the tree being checked, so a scratch worktree is validated exactly as a developer's
+checkout would be, with no state shared in-process.
+"""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from gitops import gitutil
+from gitops.errors import GitopsError
+
+# GitHub rejects a PR body or comment longer than 65,536 characters; keep a margin for the notes we add.
+GITHUB_LIMIT = 65_536
+MARGIN = 512
+
+
+def gitops(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `gitops` CLI run in ``root`` with this interpreter (the one that has the package installed)."""
+    return subprocess.run([sys.executable, "-m", "gitops", *args], cwd=root, capture_output=True, text=True)
+
+
+def validate(root: Path, envs: list[str], what: str) -> None:
+    """`gitops validate ENV…` (static) on the tree at ``root``; GitopsError with its findings when it fails."""
+    proc = gitops(root, "validate", *envs)
+    if proc.returncode != 0:
+        report = (proc.stdout + proc.stderr).strip()
+        raise GitopsError(
+            f"{what} fails `gitops validate {' '.join(envs)}`; nothing was written or committed:\n{report}"
+        )
+
+
+def env_exists(root: Path, ref: str, env: str) -> bool:
+    return gitutil.tree_id(root, ref, f"environments/{env}") is not None
+
+
+def render(root: Path, env: str, ref: str, out: Path) -> Path:
+    """`gitops render ENV --out OUT` in a checkout of ``ref``; an environment absent at ``ref`` renders as nothing.
+
+    Rendered from a checkout rather than with ``--ref``: the renderer's provenance comments name the ref a
+    branch-following source was read at, so two ``--ref`` renders differ on every such line even when no manifest
+    does. From a checkout they say "work tree" on both sides, and a diff shows only real changes.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    if not env_exists(root, ref, env):
+        return out
+    with gitutil.Scratch(root, ref) as checkout:
+        return render_tree(checkout.path, env, out, label=ref)
+
+
+def render_tree(tree: Path, env: str, out: Path, label: str = "the work tree") -> Path:
+    """`gitops render ENV --out OUT` of the files in ``tree`` as they are."""
+    out.mkdir(parents=True, exist_ok=True)
+    proc = gitops(tree, "render", env, "--out", str(out))
+    if proc.returncode != 0:
+        raise GitopsError(f"`gitops render {env}` at {label} failed:\n{(proc.stdout + proc.stderr).strip()}")
+    return out
+
+
+def _files(base: Path) -> dict[str, Path]:
+    return {p.relative_to(base).as_posix(): p for p in sorted(base.rglob("*")) if p.is_file()}
+
+
+def unified(old: str, new: str, fromfile: str, tofile: str) -> str:
+    """A unified diff of two texts in git's form, including its marker for a last line without a newline."""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=fromfile, tofile=tofile
+    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def diff_dirs(before: Path, after: Path) -> str:
+    """A unified diff of two render directories, file by file in path order (stable, so re-runs compare clean)."""
+    a, b = _files(before), _files(after)
+    chunks: list[str] = []
+    for rel in sorted(a.keys() | b.keys()):
+        old = a[rel].read_text() if rel in a else ""
+        new = b[rel].read_text() if rel in b else ""
+        if old != new:
+            chunks.append(
+                unified(old, new, f"a/{rel}" if rel in a else "/dev/null", f"b/{rel}" if rel in b else "/dev/null")
+            )
+    return "".join(chunks)
+
+
+def render_diff(root: Path, env: str, base: str, head: str) -> str:
+    """The rendered-manifest diff of ``env`` between two refs ("" when identical)."""
+    with tempfile.TemporaryDirectory(prefix=f"gitops-diff-{env}-") as tmp:
+        before = render(root, env, base, Path(tmp) / "before")
+        after = render(root, env, head, Path(tmp) / "after")
+        return diff_dirs(before, after)
+
+
+def tree_diff(tree: Path, env: str, base: str) -> str:
+    """The rendered-manifest diff of ``env`` from ``base`` to the files of the checkout ``tree`` as they are."""
+    with tempfile.TemporaryDirectory(prefix=f"gitops-diff-{env}-") as tmp:
+        before = render(tree, env, base, Path(tmp) / "before")
+        after = render_tree(tree, env, Path(tmp) / "after")
+        return diff_dirs(before, after)
+
+
+def fenced(diff: str, budget: int, rerun: str) -> str:
+    """``diff`` in a ```diff block of at most ``budget`` characters; when cut, whole lines are kept and a note says
+    how much was left out and which command prints all of it."""
+    fence_open, fence_close = "```diff\n", "```\n"
+    whole = fence_open + diff + ("" if diff.endswith("\n") else "\n") + fence_close
+    if len(whole) <= budget:
+        return whole
+    lines = diff.splitlines(keepends=True)
+    note_room = 300
+    room = max(0, budget - len(fence_open) - len(fence_close) - note_room)
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        if used + len(line) > room:
+            break
+        kept.append(line)
+        used += len(line)
+    cut = len(lines) - len(kept)
+    note = (
+        f"\n> **Diff cut to fit GitHub's {GITHUB_LIMIT:,}-character limit:** {cut:,} of {len(lines):,} lines "
+        f"({len(diff) - used:,} characters) are not shown. Run `{rerun}` for the whole diff.\n"
+    )
+    return fence_open + "".join(kept) + fence_close + note
+
+
+def fit_sections(head: str, sections: list[tuple[str, str, str]], limit: int = GITHUB_LIMIT) -> str:
+    """``head`` then, per (title, diff, rerun command), a heading and the fenced diff, sharing what room is left
+    fairly: each section gets an equal share of the remainder, and what one does not use passes to the next."""
+    out = [head]
+    remaining = limit - MARGIN - len(head)
+    for i, (title, diff, rerun) in enumerate(sections):
+        heading = f"\n{title}\n\n"
+        share = max(0, remaining // (len(sections) - i) - len(heading))
+        body = fenced(diff, share, rerun) if diff else "No change in the rendered manifests.\n"
+        out.append(heading + body)
+        remaining -= len(heading) + len(body)
+    text = "".join(out)
+    if len(text) > limit:  # only when the head alone is near the limit: never hand GitHub a body it rejects
+        note = "\n\n> **Cut to fit GitHub's limit.**\n"
+        text = text[: limit - len(note)] + note
+    return text

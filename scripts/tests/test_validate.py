@@ -1,0 +1,293 @@
+"""`gitops validate`: the clean repository passes; each way of breaking it fails with a message naming the culprit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gitops.findings import Finding
+from gitops.validate import validate
+
+DEV = "environments/dev/pod-details"
+PROD = "environments/prod/pod-details"
+SCHEMA = "apps/pod-details/chart/values.schema.json"
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gitops", "validate", *args], cwd=repo, capture_output=True, text=True, timeout=600
+    )
+
+
+def matching(findings: list[Finding], check: str, fragment: str) -> list[Finding]:
+    return [f for f in findings if f.check == check and fragment in f.message]
+
+
+def test_the_clean_repository_passes(repo, helm):
+    proc = cli(repo.path, "--format", "json")
+    report = json.loads(proc.stdout)
+    assert report["problems"] == [], proc.stdout
+    assert proc.returncode == 0
+    assert report["checks"] == ["yamllint", "values-schema", "helm-lint", "kubeconform", "repo-rules"]
+    assert report["stats"]["environments"] == 2
+    assert report["stats"]["applications"] == 2
+
+
+@dataclass
+class Variant:
+    name: str
+    breaks: Callable[[Path], None]
+    check: str
+    fragment: str
+    file: str
+    line: Callable[[Path], int | None] | None = None  # expected line, computed on the broken tree
+    kind: str = ""
+
+
+def _platform_application(root: Path) -> None:
+    edit(
+        root / "platform/metrics-server/metrics-server.yaml",
+        "  project: platform\n",
+        "  project: platform\n  revisionHistoryLimit: ten\n",
+    )
+
+
+def _widget(root: Path) -> None:
+    (root / "platform/widgets").mkdir()
+    (root / "platform/widgets/widget.yaml").write_text(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n"
+    )
+
+
+VARIANTS = [
+    Variant(
+        "yaml-syntax-error",
+        lambda r: (r / DEV / "values.yaml").write_text(
+            "hostnames:\n  - pod-details-dev.azurelaboratory.com\n  oops: [\n"
+        ),
+        "yamllint",
+        "syntax error",
+        f"{DEV}/values.yaml",
+    ),
+    Variant(
+        "duplicate-key",
+        lambda r: (r / DEV / "values.yaml").write_text(
+            (r / DEV / "values.yaml").read_text() + "hostnames:\n  - b.example.com\n"
+        ),
+        "yamllint",
+        'duplication of key "hostnames" in mapping',
+        f"{DEV}/values.yaml",
+        lambda r: 1 + (r / DEV / "values.yaml").read_text().splitlines().index("hostnames:", 2),
+    ),
+    Variant(
+        "unknown-field-in-deployment",
+        lambda r: edit(
+            r / "apps/pod-details/chart/templates/deployment.yaml",
+            "  revisionHistoryLimit: 5\n",
+            "  revisionHistoryLimit: 5\n  replicaz: 2\n",
+        ),
+        "kubeconform",
+        "/spec: additional properties 'replicaz' not allowed",
+        "apps/pod-details/chart/templates/deployment.yaml",
+        kind="Deployment",
+    ),
+    Variant(
+        "typo-in-an-overlay-key",
+        lambda r: (r / DEV / "values.yaml").write_text((r / DEV / "values.yaml").read_text() + "replicaCont: 2\n"),
+        "values-schema",
+        "additional properties 'replicaCont' not allowed",
+        f"{DEV}/values.yaml",
+        lambda r: line_of(r / DEV / "values.yaml", "replicaCont"),
+    ),
+    Variant(
+        "wrong-type-in-an-application",
+        _platform_application,
+        "kubeconform",
+        "/spec/revisionHistoryLimit",
+        "platform/metrics-server/metrics-server.yaml",
+        lambda r: line_of(r / "platform/metrics-server/metrics-server.yaml", "revisionHistoryLimit"),
+        kind="Application",
+    ),
+    Variant(
+        "unknown-kind",
+        _widget,
+        "kubeconform",
+        "unknown kind example.com/v1 Widget",
+        "platform/widgets/widget.yaml",
+        kind="Widget",
+    ),
+    Variant(
+        "missing-release",
+        lambda r: (r / PROD / "release.yaml").unlink(),
+        "repo-rules",
+        "missing release.yaml",
+        f"{PROD}/release.yaml",
+    ),
+    Variant(
+        "image-tag-latest",
+        lambda r: edit(r / DEV / "release.yaml", 'tag: "0.1.0"', "tag: latest"),
+        "repo-rules",
+        "image.tag is `latest`",
+        f"{DEV}/release.yaml",
+        lambda r: line_of(r / DEV / "release.yaml", "tag:"),
+    ),
+    Variant(
+        "prod-revision-that-does-not-exist",
+        lambda r: (r / PROD / "release.yaml").write_text(
+            (r / PROD / "release.yaml")
+            .read_text()
+            .replace(yaml.safe_load((r / PROD / "release.yaml").read_text())["chart"]["revision"], "deadbeef" * 5)
+        ),
+        "render",
+        f"'{'deadbeef' * 5}' names no commit in this repository",
+        f"{PROD}/release.yaml",
+        lambda r: line_of(r / PROD / "release.yaml", "revision:"),
+    ),
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
+def test_each_breakage_fails_with_the_right_message(repo, helm, variant: Variant):
+    variant.breaks(repo.path)
+    report = validate(repo.path)
+    assert not report.ok
+    hits = matching(report.findings, variant.check, variant.fragment)
+    assert hits, "\n".join(map(str, report.findings))
+    hit = hits[0]
+    assert hit.file == variant.file, hit
+    if variant.line:
+        assert hit.line == variant.line(repo.path), hit
+    if variant.kind:
+        assert hit.kind == variant.kind, hit
+    if variant.file.startswith("environments/"):
+        assert (hit.env, hit.app) == (variant.file.split("/")[1], "pod-details"), hit
+
+
+def test_every_problem_is_reported_at_once_and_the_exit_code_says_so(repo, helm):
+    for variant in (VARIANTS[3], VARIANTS[6], VARIANTS[5]):  # overlay typo, missing release, unknown kind
+        variant.breaks(repo.path)
+    proc = cli(repo.path)
+    assert proc.returncode == 1
+    out = proc.stdout
+    assert "values-schema: 1 problem" in out
+    assert "kubeconform: 1 problem" in out
+    assert "repo-rules:" in out
+    assert "additional properties 'replicaCont' not allowed" in out
+    assert "missing release.yaml" in out
+    assert "unknown kind example.com/v1 Widget" in out
+    assert out.strip().splitlines()[-1].startswith("3 problems in 3 checks")
+
+
+def test_scoping_to_an_environment_and_to_changed_files(repo, helm):
+    (repo.path / DEV / "values.yaml").write_text((repo.path / DEV / "values.yaml").read_text() + "replicaCont: 2\n")
+    assert validate(repo.path, ["prod"]).ok
+    assert not validate(repo.path, ["dev"]).ok
+    assert validate(repo.path, changed=["README.md"]).checks == []
+    changed = validate(repo.path, changed=[f"{DEV}/values.yaml"])
+    assert changed.stats["environments"] == 1 and not changed.ok
+    proc = cli(repo.path, "staging")
+    assert proc.returncode == 1 and "no environment 'staging'" in proc.stderr
+
+
+# -- --live: the platform's admission policies on a real API server ----------------------------------------------
+
+
+def loosen_schema(root: Path) -> None:
+    """A chart whose schema no longer guards what the platform's policies guard: the policies are the last line."""
+    schema = json.loads((root / SCHEMA).read_text())
+    props = schema["properties"]
+    props["autoscaling"]["properties"]["maxReplicas"].pop("maximum")
+    props["resources"]["required"] = ["requests"]
+    props["image"]["properties"]["tag"].pop("not")
+    (root / SCHEMA).write_text(json.dumps(schema, indent=2) + "\n")
+
+
+def pin_prod_to_head(repo) -> None:
+    head = repo.commit_all("chart: a looser schema")
+    release = repo.path / PROD / "release.yaml"
+    old = yaml.safe_load(release.read_text())["chart"]["revision"]
+    release.write_text(release.read_text().replace(old, head))
+
+
+def hpa_max_500(repo) -> None:
+    loosen_schema(repo.path)
+    pin_prod_to_head(repo)
+    edit(repo.path / PROD / "values.yaml", "maxReplicas: 100", "maxReplicas: 500")
+
+
+def no_limits(repo) -> None:
+    loosen_schema(repo.path)
+    (repo.path / DEV / "values.yaml").write_text(
+        (repo.path / DEV / "values.yaml").read_text() + "resources:\n  limits: null\n"
+    )
+
+
+def latest_image(repo) -> None:
+    loosen_schema(repo.path)
+    edit(repo.path / DEV / "release.yaml", 'tag: "0.1.0"', "tag: latest")
+
+
+POLICY_VARIANTS = [
+    (
+        "prod-hpa-max-500",
+        hpa_max_500,
+        "prod",
+        "HorizontalPodAutoscaler",
+        "spec.maxReplicas is 500, the platform allows at most 100",
+    ),
+    (
+        "container-without-limits",
+        no_limits,
+        "dev",
+        "Deployment",
+        "must set resources.requests and resources.limits for both cpu and memory",
+    ),
+    (
+        "latest-image",
+        latest_image,
+        "dev",
+        "Deployment",
+        "must be pinned by digest (@sha256:...) or by an explicit tag other than latest",
+    ),
+]
+
+
+def test_the_clean_repository_passes_live(repo, helm, kube_cluster):
+    report = validate(repo.path, live_check=True, kubeconfig=kube_cluster.kubeconfig)
+    assert report.findings == []
+    assert report.checks[-1] == "live"
+
+
+@pytest.mark.parametrize(
+    ("name", "breaks", "env", "kind", "message"), POLICY_VARIANTS, ids=[v[0] for v in POLICY_VARIANTS]
+)
+def test_each_policy_violation_is_denied_live_with_the_policys_message(
+    repo, helm, kube_cluster, name, breaks, env, kind, message
+):
+    breaks(repo)
+    proc = cli(repo.path, "--live", "--kubeconfig", str(kube_cluster.kubeconfig), "--format", "json")
+    assert proc.returncode == 1
+    problems = json.loads(proc.stdout)["problems"]
+    denied = [p for p in problems if p["check"] == "live" and message in p["message"]]
+    assert denied, json.dumps(problems, indent=2)
+    (p,) = denied
+    assert (p["env"], p["app"], p["kind"], p["name"]) == (env, "pod-details", kind, "pod-details")
+    assert "ValidatingAdmissionPolicy 'apps-" in p["message"]
+    assert p["file"].startswith("apps/pod-details/chart/templates/")

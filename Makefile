@@ -13,10 +13,10 @@ ENV    ?= dev
 LOCKS := apps/pod-details/requirements.lock requirements/dev.lock
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup run test tools bench e2e lint validate render lock clean cluster-up cluster-down
+.PHONY: help setup run test tools bench e2e lint validate render lock clean cluster-up cluster-down system-deps
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## Create .venv with the service, the tooling and dev dependencies, from lock files (idempotent)
 
@@ -26,7 +26,7 @@ $(STAMP): $(LOCKS) apps/pod-details/pyproject.toml scripts/pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e apps/pod-details -e scripts
 	@touch $@
 
-run: setup ## Serve pod-details on http://127.0.0.1:$(PORT) (PORT overrides)
+run: setup ## Serve pod-details on http://127.0.0.1:8080 (PORT=9000 overrides)
 	cd apps/pod-details && BIND=127.0.0.1:$(PORT) exec ../../$(BIN)/gunicorn --config python:pod_details.gunicorn_conf 'pod_details.wsgi:app'
 
 tools: setup ## Build the pinned GitOps toolchain from the Go module proxy into the cache (idempotent)
@@ -36,11 +36,21 @@ test: setup tools ## Run every test: lint, service, config, tooling
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 	$(BIN)/pytest
 
-bench: setup tools ## Benchmarks: figures and ratios against baselines measured in the same run
-	$(BIN)/gitops bench
+bench: setup tools system-deps ## Benchmarks: figures and ratios against baselines measured in the same run
+	$(BIN)/python benchmarks/service_bench.py
+	$(BIN)/python benchmarks/validate_bench.py
 
-e2e: setup tools ## The whole GitOps loop with the real Argo CD on a local control plane
+e2e: setup tools system-deps ## The whole GitOps loop with the real Argo CD on a local control plane
 	$(BIN)/gitops e2e
+
+# Debian packages used by the benchmark (wrk) and the end-to-end loop (redis-server, Argo CD's cache).
+SYSTEM_DEPS := wrk redis-server
+system-deps: ## Install the Debian packages the benchmarks and e2e need, if missing
+	@missing="$$(for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 lint: setup ## pre-commit on every file (the same hooks CI runs)
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure

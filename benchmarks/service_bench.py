@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Benchmark pod-details as deployed, against a bare Flask baseline measured in the same run.
+
+Runs gunicorn with the service's own config (one gthread worker, the default) in in-cluster mode against a local
+HTTPS stand-in for the apiserver, and a hello-world Flask app under the same gunicorn worker settings. `wrk` loads
+each over loopback; the server is pinned to CPU 0 and wrk to CPU 1, so "one worker core" means what it says.
+
+Prints one JSON object per line, one per figure:
+- req/s and p50/p99 latency at peak for /api/v1/details and /api/v1/healthz, and for the baseline;
+- the ratio of each to the baseline (the figure that counts: machine speed cancels out). The runs are interleaved
+  and the best of each kind counts, so a burst of background load does not land on one side only;
+- server CPU time per request for each (utime + stime of master and workers over the run), and the same ratio on
+  that basis: on a shared machine it is steadier than req/s, because it does not count time the server waited
+  for a core;
+- p99 of /api/v1/details paced at ~80% of its peak (wrk paced with a Lua delay(): plain wrk has no rate option);
+- total PSS of the gunicorn master and workers after the run (/proc/PID/smaps_rollup);
+- the Kubernetes API calls made during the whole run (from /metrics) next to the requests served.
+
+Needs `wrk` (apt-get install wrk); installs nothing. Usage: .venv/bin/python benchmarks/service_bench.py [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "apps" / "pod-details"
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(APP / "tests"))
+
+import fake_apiserver  # noqa: E402 - the apiserver stand-in the service's tests use
+
+BASELINE_APP = """
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.get("/")
+def hello():
+    return {"hello": "world"}
+"""
+
+TARGETS = {
+    "details_vs_baseline": (">=", 0.6),
+    "details_rps": (">=", 2000.0),
+    "details_p99_ms_at_80pct": ("<", 10.0),
+    "pss_mb": ("<=", 50.0),
+}
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    cpu_us_per_request: float = 0.0
+
+
+def emit(figure: str, value: float, unit: str, **extra: object) -> None:
+    line: dict[str, object] = {"benchmark": "pod-details", "figure": figure, "value": round(value, 3), "unit": unit}
+    if figure in TARGETS:
+        op, bound = TARGETS[figure]
+        line["target"] = f"{op} {bound:g}"
+        line["met"] = {">=": value >= bound, "<": value < bound, "<=": value <= bound}[op]
+    line.update(extra)
+    print(json.dumps(line), flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def on_cpu(cpu: int) -> Callable[[], None]:
+    """A preexec_fn pinning the child (and everything it forks) to one CPU."""
+
+    def pin() -> None:
+        os.sched_setaffinity(0, {cpu % (os.cpu_count() or 1)})
+
+    return pin
+
+
+@contextmanager
+def gunicorn(args: list[str], env: Mapping[str, str], cwd: Path, log: Path) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    full_env = {**os.environ, **env, "BIND": f"127.0.0.1:{port}"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "gunicorn"), *args, "--bind", f"127.0.0.1:{port}"],
+            cwd=cwd,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=on_cpu(0),
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"gunicorn exited with {process.returncode}; see {log}:\n{log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url + "/", timeout=1)
+                break
+            except OSError as exc:
+                if getattr(exc, "code", None):  # an HTTP error is an answer: it is up
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gunicorn did not start within 60s; see {log}")
+            time.sleep(0.1)
+        yield url, process.pid
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def wrk(url: str, seconds: float, connections: int, script: Path | None = None) -> WrkResult:
+    cmd = [shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True, preexec_fn=on_cpu(1)).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return WrkResult(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(latency["50"]),
+        p99_ms=_ms(latency["99"]),
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        errors=errors + (int(non2xx.group(1)) if non2xx else 0),
+    )
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a gunicorn master and its workers, in clock ticks."""
+    total = 0
+    for p in process_tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def measured(url: str, pid: int, seconds: float, connections: int) -> WrkResult:
+    before = cpu_ticks(pid)
+    result = wrk(url, seconds, connections)
+    ticks = cpu_ticks(pid) - before
+    result.cpu_us_per_request = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(result.requests, 1)
+    return result
+
+
+def peaks(targets: dict[str, tuple[str, int]], seconds: float, connections: int, rounds: int) -> dict[str, WrkResult]:
+    """Each target's best run: one warm-up each, then `rounds` rounds that take the targets in turn.
+
+    Background load only ever makes a run slower, so the best run is the least disturbed one.
+    """
+    for url, _ in targets.values():
+        wrk(url, 2, connections)
+    runs: dict[str, list[WrkResult]] = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, (url, pid) in targets.items():
+            runs[name].append(measured(url, pid, seconds, connections))
+    return {
+        name: WrkResult(
+            **{
+                **max(results, key=lambda r: r.rps).__dict__,
+                "cpu_us_per_request": min(r.cpu_us_per_request for r in results),
+            }
+        )
+        for name, results in runs.items()
+    }
+
+
+def paced(url: str, target_rps: float, seconds: float, tmp: Path) -> WrkResult:
+    """Run at about `target_rps`: each connection waits `delay` ms between requests; the connection count sets the
+    rate. Calibrated in two short runs, since the response time adds to the delay."""
+    delay_ms = 10
+    script = tmp / "pace.lua"
+    script.write_text(f"function delay()\n  return {delay_ms}\nend\n")
+    connections = max(1, round(target_rps * (delay_ms + 1) / 1000))
+    for _ in range(2):
+        probe = wrk(url, 3, connections, script)
+        connections = max(1, round(connections * target_rps / max(probe.rps, 1.0)))
+    return wrk(url, seconds, connections, script)
+
+
+def pss_kb(pid: int) -> int:
+    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return int(re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+
+
+def process_tree(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return [pid, *children]
+
+
+def scrape_sum(url: str, metric: str) -> float:
+    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+    return sum(float(v) for v in re.findall(rf"^{metric}(?:\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10, help="length of each measured wrk run")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections for the peak runs")
+    parser.add_argument("--rounds", type=int, default=3, help="peak runs per target; the best one counts")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("service_bench: the wrk load generator is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+    if not (BIN / "gunicorn").exists():
+        print(f"service_bench: {BIN / 'gunicorn'} is missing: run `make setup` first", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="pod-details-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "bare_app.py").write_text(BASELINE_APP)
+        with fake_apiserver.running(tls_dir=tmp) as apiserver:
+            apiserver.pods[("bench", "pod-details-bench")] = fake_apiserver.pod_object("pod-details-bench", "bench")
+            service_env = {
+                **apiserver.in_cluster_env(tmp, namespace="bench"),
+                "POD_NAME": "pod-details-bench",
+                "POD_NAMESPACE": "bench",
+                "WEB_CONCURRENCY": "1",
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+            }
+            service_args = ["--config", "python:pod_details.gunicorn_conf", "pod_details.wsgi:app"]
+            # The baseline gets gunicorn's defaults plus the service's worker model; no access log, no hooks.
+            baseline_args = ["--worker-class", "gthread", "--workers", "1", "--threads", "8", "bare_app:app"]
+            with (
+                gunicorn(service_args, service_env, APP, tmp / "service.log") as (service, service_pid),
+                gunicorn(baseline_args, {}, tmp, tmp / "baseline.log") as (baseline, baseline_pid),
+            ):
+                best = peaks(
+                    {
+                        "baseline": (baseline + "/", baseline_pid),
+                        "details": (service + "/api/v1/details", service_pid),
+                        "healthz": (service + "/api/v1/healthz", service_pid),
+                    },
+                    args.seconds,
+                    args.connections,
+                    args.rounds,
+                )
+                base, details, healthz = best["baseline"], best["details"], best["healthz"]
+                at80 = paced(service + "/api/v1/details", 0.8 * details.rps, args.seconds, tmp)
+
+                for name, result in best.items():
+                    emit(f"{name}_rps", result.rps, "req/s", connections=args.connections, errors=result.errors)
+                    emit(f"{name}_p50_ms", result.p50_ms, "ms")
+                    emit(f"{name}_p99_ms", result.p99_ms, "ms")
+                    emit(f"{name}_cpu_us_per_request", result.cpu_us_per_request, "us")
+                emit("details_vs_baseline", details.rps / base.rps, "ratio")
+                emit("healthz_vs_baseline", healthz.rps / base.rps, "ratio")
+                emit("details_vs_baseline_by_cpu", base.cpu_us_per_request / details.cpu_us_per_request, "ratio")
+                emit("healthz_vs_baseline_by_cpu", base.cpu_us_per_request / healthz.cpu_us_per_request, "ratio")
+                emit(
+                    "details_p99_ms_at_80pct",
+                    at80.p99_ms,
+                    "ms",
+                    achieved_rps=round(at80.rps, 1),
+                    fraction_of_peak=round(at80.rps / details.rps, 2),
+                    p50_ms=at80.p50_ms,
+                    errors=at80.errors,
+                )
+                pids = process_tree(service_pid)
+                emit("pss_mb", sum(pss_kb(p) for p in pids) / 1024, "MB", processes=len(pids))
+                served = scrape_sum(service, "pod_details_http_requests_total")
+                calls = scrape_sum(service, "pod_details_kubernetes_api_requests_total")
+                emit(
+                    "kubernetes_api_calls",
+                    calls,
+                    "calls",
+                    http_requests_served=int(served),
+                    apiserver_saw=apiserver.calls,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

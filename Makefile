@@ -73,6 +73,8 @@ lock: ## Re-resolve the lock files (needs the network to PyPI)
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	  -c apps/pod-details/requirements.lock \
 	  apps/pod-details/pyproject.toml scripts/pyproject.toml requirements/dev.in -o requirements/dev.lock
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  -c requirements/dev.lock apps/pod-details/build-requirements.in -o apps/pod-details/build-requirements.lock
 
 clean: ## Remove the venv and caches inside the repo (the toolchain cache stays)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -26,6 +26,21 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+def set_value(path: Path, dotted: str, value: object) -> None:
+    """Set a key in a YAML file, comments kept (ruamel round trip)."""
+    from ruamel.yaml import YAML
+
+    y = YAML()
+    data = y.load(path.read_text()) or {}
+    *parents, last = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    with path.open("w") as f:
+        y.dump(data, f)
+
+
 def line_of(path: Path, needle: str) -> int:
     return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
 
@@ -142,7 +157,7 @@ VARIANTS = [
     ),
     Variant(
         "image-tag-latest",
-        lambda r: edit(r / DEV / "release.yaml", 'tag: "0.1.0"', "tag: latest"),
+        lambda r: set_value(r / DEV / "release.yaml", "image.tag", "latest"),
         "repo-rules",
         "image.tag is `latest`",
         f"{DEV}/release.yaml",
@@ -229,19 +244,18 @@ def pin_prod_to_head(repo) -> None:
 def hpa_max_500(repo) -> None:
     loosen_schema(repo.path)
     pin_prod_to_head(repo)
-    edit(repo.path / PROD / "values.yaml", "maxReplicas: 100", "maxReplicas: 500")
+    set_value(repo.path / PROD / "values.yaml", "autoscaling.enabled", True)
+    set_value(repo.path / PROD / "values.yaml", "autoscaling.maxReplicas", 500)
 
 
 def no_limits(repo) -> None:
     loosen_schema(repo.path)
-    (repo.path / DEV / "values.yaml").write_text(
-        (repo.path / DEV / "values.yaml").read_text() + "resources:\n  limits: null\n"
-    )
+    set_value(repo.path / DEV / "values.yaml", "resources.limits", None)
 
 
 def latest_image(repo) -> None:
     loosen_schema(repo.path)
-    edit(repo.path / DEV / "release.yaml", 'tag: "0.1.0"', "tag: latest")
+    set_value(repo.path / DEV / "release.yaml", "image.tag", "latest")
 
 
 POLICY_VARIANTS = [
@@ -291,3 +305,32 @@ def test_each_policy_violation_is_denied_live_with_the_policys_message(
     assert (p["env"], p["app"], p["kind"], p["name"]) == (env, "pod-details", kind, "pod-details")
     assert "ValidatingAdmissionPolicy 'apps-" in p["message"]
     assert p["file"].startswith("apps/pod-details/chart/templates/")
+
+
+# -- helm lint, batched: findings land on the right app --------------------------------------------------------
+
+
+def test_a_lint_only_problem_is_reported_for_its_own_app_when_charts_share_a_helm_process(repo, helm):
+    import shutil
+
+    shutil.copytree(repo.path / "apps/pod-details/chart", repo.path / "apps/other/chart")
+    for env in ("dev", "prod"):
+        shutil.copytree(repo.path / f"environments/{env}/pod-details", repo.path / f"environments/{env}/other")
+        values = repo.path / f"environments/{env}/other/values.yaml"
+        values.write_text(values.read_text().replace("pod-details-", "other-"))
+    bad = repo.path / "apps/other/chart/templates/extra.yaml"
+    bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-Not_A_Name\n")
+    report = validate(repo.path, ["dev"])
+    lint = [f for f in report.findings if f.check == "helm-lint"]
+    assert [(f.env, f.app, f.file) for f in lint] == [("dev", "other", "apps/other/chart/templates/extra.yaml")], lint
+    assert "object name does not conform to Kubernetes naming requirements" in lint[0].message
+
+
+def test_values_are_coalesced_the_way_helm_does():
+    from gitops.helmlint import coalesce, merge_values
+
+    user = merge_values({"a": {"b": 1, "c": 2}, "l": [1, 2]}, {"a": {"c": 3}, "l": [9], "n": None})
+    assert user == {"a": {"b": 1, "c": 3}, "l": [9], "n": None}
+    defaults = {"a": {"b": 0, "d": 4}, "n": {"x": 1}, "keep": True}
+    # a user null deletes the chart default; maps merge; anything else replaces
+    assert coalesce(user, defaults) == {"a": {"b": 1, "c": 3, "d": 4}, "l": [9], "keep": True}

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import io
-import os
 import re
-import shutil
 import subprocess
 import tarfile
 import threading
@@ -202,11 +200,3 @@ class Commit(Snapshot):
 
 def snapshot(root: Path, ref: str | None) -> Snapshot:
     return WorkTree(root) if ref is None else Commit(root, ref)
-
-
-def copy_tree(src: Path, dest: Path) -> None:
-    """Copy a directory (used to give helm a private copy when a chart must not be touched in place)."""
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(src, dest, symlinks=True)
-    os.utime(dest)

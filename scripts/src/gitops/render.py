@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from gitops import capabilities, git, yamlio
+from gitops import capabilities, git, helmlint, yamlio
 from gitops.appset import Application, expand
 from gitops.errors import GitopsError
 from gitops.findings import Finding
@@ -44,7 +45,10 @@ from gitops.toolchain import ToolMissing, tool_path
 
 DOC_SPLIT = re.compile(r"^---[ \t]*(?:#.*)?$\n?", re.M)
 HELM_SOURCE = re.compile(r"^# Source: (\S+)", re.M)
-SCHEMA_ERROR = "values don't meet the specifications of the schema"
+SCHEMA_ERROR = helmlint.SCHEMA_ERROR
+# helm runs for a tenth of a second, most of it Go start-up; garbage collection there is pure overhead (about a third
+# of the CPU). The memory limit brings the collector back should a render ever grow large.
+SHORT_LIVED_GO = {"GOGC": "off", "GOMEMLIMIT": "1GiB"}
 
 
 def workers() -> int:
@@ -120,6 +124,7 @@ class HelmJob:
     skip_crds: bool = False
     skip_schema_validation: bool = False
     skip_tests: bool = False
+    files: tuple[Path, list[Path], Path | None] | None = None  # on disk, once materialized
 
     @property
     def where(self) -> str:
@@ -171,7 +176,7 @@ class Renderer:
         self.kube_version = capabilities.kube_version()
         self.api_versions = capabilities.api_versions()
         self._snapshots: dict[str, git.Snapshot] = {}
-        self._extra_seq = 0
+        self._lock = threading.Lock()
         # A private helm home: no user plugins, repositories or registry logins leak into a render (as in Argo CD).
         home = workdir / "helm-home"
         self.env = {
@@ -179,6 +184,7 @@ class Renderer:
             "HELM_CACHE_HOME": str(home / "cache"),
             "HELM_CONFIG_HOME": str(home / "config"),
             "HELM_DATA_HOME": str(home / "data"),
+            **SHORT_LIVED_GO,
         }
 
     # -- where sources are read ----------------------------------------------------------------------------------
@@ -332,6 +338,12 @@ class Renderer:
 
     def materialize(self, job: HelmJob) -> tuple[Path, list[Path], Path | None]:
         """The chart directory and values files on disk (chart extraction is cached per revision)."""
+        with self._lock:  # the render and the lint of a job may ask at once
+            if job.files is None:
+                job.files = self._materialize(job)
+        return job.files
+
+    def _materialize(self, job: HelmJob) -> tuple[Path, list[Path], Path | None]:
         base = job.snapshot.export([job.chart], self.workdir / "charts")
         chart_dir = base / job.chart
         values: list[Path] = []
@@ -386,19 +398,10 @@ class Renderer:
             return [], helm_failure(self.repo, job, proc.stderr, check="render")
         return split_documents(proc.stdout, job.chart), []
 
-    def lint(self, job: HelmJob, template_failed: bool = False) -> list[Finding]:
-        """`helm lint --strict` with the environment's values, as the Application would pass them."""
-        chart_dir, values, extra = self.materialize(job)
-        args = [str(self.helm), "lint", ".", "--strict", *self.helm_args(job, values, extra)]
-        proc = subprocess.run(args, cwd=chart_dir, env=self.env, capture_output=True, text=True)
-        if proc.returncode == 0:
-            return []
-        return lint_failure(job, proc.stdout + "\n" + proc.stderr, template_failed)
-
     # -- environments --------------------------------------------------------------------------------------------
 
     def render_envs(self, envs: list[Environment], only_app: str | None = None, lint: bool = False) -> list[EnvRender]:
-        """Every environment's Applications, all helm runs in one pool (with ``lint``, `helm lint` after each)."""
+        """Every environment's Applications, all helm runs in one pool (with ``lint``, `helm lint --strict` too)."""
         results: list[EnvRender] = []
         jobs: list[Rendered] = []
         for env in envs:
@@ -408,18 +411,28 @@ class Renderer:
             jobs.extend(r for r in rendered if r.job is not None)
             results.append(EnvRender(env.name, apps, rendered, expansion.problems))
 
-        def run(r: Rendered) -> tuple[list[Document], list[Finding]]:
-            assert r.job is not None
-            docs, problems = self.template(r.job)
-            if lint:
-                problems = problems + self.lint(r.job, template_failed=bool(problems))
-            return docs, problems
-
         with ThreadPoolExecutor(max_workers=workers()) as pool:
-            for r, (docs, problems) in zip(jobs, pool.map(run, jobs), strict=True):
+            rendering = [pool.submit(self.template, r.job) for r in jobs if r.job is not None]
+            linting = self._lint(pool, [r.job for r in jobs if r.job is not None]) if lint else []
+            lint_output: dict[int, str] = {}
+            for fut in linting:
+                lint_output.update(fut.result())
+            for r, fut in zip(jobs, rendering, strict=True):
+                assert r.job is not None
+                docs, problems = fut.result()
+                if lint:
+                    problems += helmlint.lint_failure(r.job, lint_output.get(id(r.job), ""), bool(problems))
                 r.documents, r.problems = docs, r.problems + problems
                 r.sort()
         return results
+
+    def _lint(self, pool: ThreadPoolExecutor, jobs: list[HelmJob]) -> list:
+        """`helm lint --strict` of every job: batched, a few processes per environment so every core has one."""
+        per_batch = max(1, -(-len(jobs) // (2 * workers())))
+        groups, alone = helmlint.batches(jobs, per_batch)
+        futures = [pool.submit(helmlint.lint_batch, self, group) for group in groups]
+        futures += [pool.submit(lambda j: {id(j): helmlint.lint_one(self, j)}, job) for job in alone]
+        return futures
 
 
 def _label(snap: git.Snapshot, revision: str) -> str:
@@ -469,8 +482,6 @@ def split_documents(text: str, chart: str) -> list[Document]:
 SCHEMA_LINE = re.compile(r"^(\s*)-\s*at\s+'([^']*)':\s*(.+)$", re.M)
 ADDITIONAL = re.compile(r"additional properties? ((?:'[^']+'(?:, )?)+) not allowed")
 TEMPLATE_LOC = re.compile(r"(?:^|[\s(])[\w.-]+/(templates/[^\s:()]+)(?::(\d+))?", re.M)
-LINT_MESSAGE = re.compile(r"^\[(ERROR|WARNING)\] (.*(?:\n[ \t]+.*)*)", re.M)
-LOG_MESSAGE = re.compile(r'level=\w+ msg="[^"]*" message="((?:[^"\\]|\\.)*)"')
 
 
 def helm_failure(repo: Repo, job: HelmJob, output: str, *, check: str) -> list[Finding]:
@@ -481,12 +492,13 @@ def helm_failure(repo: Repo, job: HelmJob, output: str, *, check: str) -> list[F
     m = TEMPLATE_LOC.search(output)
     file = f"{job.chart}/{m.group(1)}" if m else job.chart
     line = int(m.group(2)) if m and m.group(2) else None
-    return [Finding(check, f"helm template at {job.where}: {_squash(output)}", file=file, line=line, **base)]
+    return [Finding(check, f"helm template at {job.where}: {helmlint.squash(output)}", file=file, line=line, **base)]
 
 
 def schema_findings(repo: Repo, job: HelmJob, output: str) -> list[Finding]:
     findings = []
     seen = set()
+    schema = _json_or_none((job.files[0] / "values.schema.json").read_text()) if job.files else None
     matches = SCHEMA_LINE.findall(output)
     for n, (indent, pointer, message) in enumerate(matches):
         # "validation failed" only announces the nested lines that follow it.
@@ -503,7 +515,8 @@ def schema_findings(repo: Repo, job: HelmJob, output: str) -> list[Finding]:
         findings.append(
             Finding(
                 "values-schema",
-                f"values {pointer or '/'}: {message.strip()} (schema {job.chart}/values.schema.json)",
+                f"values {pointer or '/'}: {message.strip()}{_expected(schema, pointer)}"
+                f" (schema {job.chart}/values.schema.json)",
                 env=job.env,
                 app=job.app,
                 file=file,
@@ -512,48 +525,30 @@ def schema_findings(repo: Repo, job: HelmJob, output: str) -> list[Finding]:
         )
     if not findings:
         findings.append(
-            Finding("values-schema", _squash(output), env=job.env, app=job.app, file=f"{job.chart}/values.schema.json")
-        )
-    return findings
-
-
-def lint_failure(job: HelmJob, output: str, template_failed: bool) -> list[Finding]:
-    """`helm lint --strict` problems that `helm template` does not already report (schema, template errors)."""
-    findings = []
-    for level, text in LINT_MESSAGE.findall(output):
-        where, _, message = text.partition(": ")
-        if SCHEMA_ERROR in text or (where == "values.yaml" and message.lstrip().startswith("- at")):
-            continue  # reported once, as values-schema, from the render
-        if template_failed and where.startswith("templates"):
-            continue  # the same failure the render reported
-        file = f"{job.chart}/{where}" if where and " " not in where else job.chart
-        m = TEMPLATE_LOC.search(text)
-        line = int(m.group(2)) if m and m.group(2) else None
-        if m:
-            file = f"{job.chart}/{m.group(1)}"
-        findings.append(
             Finding(
-                "helm-lint",
-                f"{level.lower()}: {_squash(message or text)}",
+                "values-schema",
+                helmlint.squash(output),
                 env=job.env,
                 app=job.app,
-                file=file,
-                line=line,
+                file=f"{job.chart}/values.schema.json",
             )
-        )
-    if not findings and not template_failed and "chart(s) failed" in output:
-        logged = [m.encode().decode("unicode_escape") for m in LOG_MESSAGE.findall(output)]
-        findings.append(
-            Finding("helm-lint", _squash("; ".join(logged) or output), env=job.env, app=job.app, file=job.chart)
         )
     return findings
 
 
-def _squash(output: str) -> str:
-    """helm's multi-line error as one line, without its boilerplate."""
-    drop = ("Use --debug flag", "chart(s) linted", "==> Linting")
-    lines = [ln.strip() for ln in output.strip().splitlines() if ln.strip() and not ln.strip().startswith(drop)]
-    return " ".join(ln.removeprefix("Error: ") for ln in lines)[:2000]
+def _expected(schema: Any, pointer: str) -> str:
+    """The schema's own description of the value, which says what was expected (helm's messages often do not)."""
+    node = schema
+    for part in [p for p in pointer.strip("/").split("/") if p]:
+        props = node.get("properties") if isinstance(node, dict) else None
+        if isinstance(props, dict) and part in props:
+            node = props[part]
+        elif isinstance(node, dict) and isinstance(node.get("items"), dict) and part.isdigit():
+            node = node["items"]
+        else:
+            return ""
+    description = node.get("description") if isinstance(node, dict) and pointer.strip("/") else None
+    return f"; expected: {description}" if description else ""
 
 
 def locate_value(repo: Repo, job: HelmJob, pointer: str) -> tuple[str, int | None]:

@@ -16,6 +16,7 @@ named, or when ``--changed`` files touch them.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,10 +78,13 @@ def scope_for_changes(model: repomodel.Repo, files: list[str]) -> Scope | None:
         parts = Path(f).as_posix().split("/")
         if parts[0] == "environments" and len(parts) > 2 and parts[1] in model.environments:
             envs.add(parts[1])
-        elif parts[0] == "environments" or parts[0] == "apps" or f == yamllint.CONFIG_FILE:
+        elif parts[0] == "environments" or parts[0] == "apps":
             # promotion.yaml, or a chart: dev renders it from the work tree, and it may be what prod pins next
             envs.update(model.environments)
         elif parts[0] in ("platform", "clusters"):
+            platform = True
+        elif f == yamllint.CONFIG_FILE:
+            envs.update(model.environments)
             platform = True
     if not envs and not platform:
         return None
@@ -107,13 +111,13 @@ def validate(
     report = Report()
     found: list[Finding] = []
 
-    # 1. yamllint
+    # 1. yamllint, in worker processes while helm renders (reported first all the same)
     under = None if scope.whole_repo else _lint_paths(model, scope)
-    found += yamllint.lint(model.snapshot, under)
-    report.checks.append("yamllint")
-    found += [p for p in model.problems if not p.env or p.env in scope.envs]
+    with render.workspace() as work, ProcessPoolExecutor(max_workers=render.workers()) as lint_pool:
+        linting = yamllint.start(model.snapshot, under, lint_pool)
+        report.checks.append("yamllint")
+        found += [p for p in model.problems if not p.env or p.env in scope.envs]
 
-    with render.workspace() as work:
         # 2. values schema + helm lint, and the renders everything after needs
         renderer = render.Renderer(model, work)
         envs = [model.environments[e] for e in scope.envs]
@@ -124,6 +128,8 @@ def validate(
             found += r.all_problems()
         for p in plain:
             found += p.problems
+
+        found += yamllint.collect(linting)
 
         # 3. kubeconform, once over everything
         targets = _kubeconform_targets(model, results, plain)
@@ -225,6 +231,8 @@ def _dedupe(found: list[Finding]) -> list[Finding]:
     for f in sorted(found, key=lambda f: CHECKS.index(f.check) if f.check in CHECKS else 99):
         if f.check == "yaml" and f.file in parse_errors:
             continue
+        if f.check == "render" and any(f"/{path}:" in f.message for path in parse_errors):
+            continue  # helm could not read a values file yamllint already reported as unparsable
         key = (f.env, f.app, f.file, f.line, f.kind, f.name, f.message)
         if key in seen:
             continue

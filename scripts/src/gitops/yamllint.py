@@ -5,6 +5,8 @@ Warnings count as problems, like `yamllint --strict`: a warning nobody has to fi
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 from yamllint import linter
@@ -35,12 +37,32 @@ def yaml_files(snapshot: git.Snapshot, conf: YamlLintConfig, under: list[str] | 
 
 def lint(snapshot: git.Snapshot, under: list[str] | None = None) -> list[Finding]:
     """Problems in every YAML file (or those under the given folders/files), in file order."""
+    return collect(start(snapshot, under))
+
+
+def start(snapshot: git.Snapshot, under: list[str] | None = None, pool: Executor | None = None) -> list[Future]:
+    """Lint in ``pool`` (processes: yamllint is pure Python), so it runs beside other work; see ``collect``."""
     conf = config(snapshot.root)
+    items = [(path, text) for path in yaml_files(snapshot, conf, under) if (text := snapshot.read(path)) is not None]
+    if pool is None:
+        done: Future = Future()
+        done.set_result(_lint_items(str(snapshot.root), items))
+        return [done]
+    # Largest files first, dealt round-robin: chunks of similar cost, few enough to keep process overhead low.
+    items.sort(key=lambda item: -len(item[1]))
+    n = 4 * max(1, os.cpu_count() or 1)
+    return [pool.submit(_lint_items, str(snapshot.root), items[i::n]) for i in range(n) if items[i::n]]
+
+
+def collect(futures: list[Future]) -> list[Finding]:
+    findings = [f for fut in futures for f in fut.result()]
+    return sorted(findings, key=lambda f: (f.file, f.line or 0))
+
+
+def _lint_items(root: str, items: list[tuple[str, str]]) -> list[Finding]:
+    conf = config(Path(root))
     findings = []
-    for path in yaml_files(snapshot, conf, under):
-        text = snapshot.read(path)
-        if text is None:
-            continue
+    for path, text in items:
         for p in linter.run(text, conf, path):
             rule = f" ({p.rule})" if p.rule else ""
             findings.append(

@@ -10,7 +10,9 @@ PORT   ?= 8080
 APP    ?= pod-details
 ENV    ?= dev
 
-LOCKS := apps/pod-details/requirements.lock requirements/dev.lock
+# Every app under apps/ with a pyproject.toml is installed editable, so a new app needs no Makefile change.
+APPS  := $(patsubst %/pyproject.toml,%,$(wildcard apps/*/pyproject.toml))
+LOCKS := requirements/dev.lock $(addsuffix /requirements.lock,$(APPS))
 STAMP := $(VENV)/.installed
 
 .PHONY: help setup run test tools bench e2e lint validate render lock clean cluster-up cluster-down system-deps
@@ -20,10 +22,10 @@ help: ## List the targets
 
 setup: $(STAMP) ## Create .venv with the service, the tooling and dev dependencies, from lock files (idempotent)
 
-$(STAMP): $(LOCKS) apps/pod-details/pyproject.toml scripts/pyproject.toml
+$(STAMP): $(LOCKS) $(addsuffix /pyproject.toml,$(APPS)) scripts/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e apps/pod-details -e scripts
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(addprefix -e ,$(APPS)) -e scripts
 	@touch $@
 
 run: setup ## Serve pod-details on http://127.0.0.1:8080 (PORT=9000 overrides)
@@ -68,13 +70,15 @@ cluster-down: setup ## Stop the local control plane and remove its data
 	$(BIN)/gitops cluster down
 
 lock: ## Re-resolve the lock files (needs the network to PyPI)
+	for app in $(APPS); do \
+	  $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	    $$app/pyproject.toml -o $$app/requirements.lock; \
+	  $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	    -c $$app/requirements.lock $$app/build-requirements.in -o $$app/build-requirements.lock; \
+	done
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	  apps/pod-details/pyproject.toml -o apps/pod-details/requirements.lock
-	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	  -c apps/pod-details/requirements.lock \
-	  apps/pod-details/pyproject.toml scripts/pyproject.toml requirements/dev.in -o requirements/dev.lock
-	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	  -c requirements/dev.lock apps/pod-details/build-requirements.in -o apps/pod-details/build-requirements.lock
+	  $(addprefix -c ,$(addsuffix /requirements.lock,$(APPS))) \
+	  $(addsuffix /pyproject.toml,$(APPS)) scripts/pyproject.toml requirements/dev.in -o requirements/dev.lock
 
 clean: ## Remove the venv and caches inside the repo (the toolchain cache stays)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,4 +1,6 @@
-"""Fixtures that start real processes — gunicorn, a fake apiserver — and always stop them, even when a test fails."""
+"""Fixtures that start real processes and always stop them, even when a test fails: gunicorn, kube-apiserver (the
+session's, from the `gitops.testing` plugin, or a test's own when it stops it), and the one stand-in left for what a
+real apiserver cannot do on demand (misbehaving_apiserver.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import pytest
 # The helper modules next to this file are importable whatever pytest's import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fake_apiserver
-from gunicorn_process import Server, start_gunicorn
+from pod_details_support import live_cluster, misbehaving_apiserver
+from pod_details_support.gunicorn_process import Server, start_gunicorn
+
+from gitops.cluster import LocalControlPlane
 
 
 @pytest.fixture
@@ -37,15 +41,20 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 
 @pytest.fixture
-def apiserver() -> Iterator[fake_apiserver.FakeApiserver]:
-    with fake_apiserver.running() as server:
-        yield server
+def live_pod(kube_cluster: LocalControlPlane) -> Iterator[live_cluster.LivePod]:
+    """A namespace on the session's real apiserver with the chart's RBAC and a Pod to read."""
+    with live_cluster.deployed(kube_cluster.kubeconfig) as pod:
+        yield pod
 
 
 @pytest.fixture
-def apiserver_tls(tmp_path: Path) -> Iterator[fake_apiserver.FakeApiserver]:
-    """The fake apiserver over HTTPS, as a pod reaches the real one (in-cluster credentials need TLS)."""
-    tls_dir = tmp_path / "tls"
-    tls_dir.mkdir()
-    with fake_apiserver.running(tls_dir=tls_dir) as server:
+def own_cluster(tmp_path: Path) -> Iterator[LocalControlPlane]:
+    """A control plane of the test's own, for tests that stop it; stopped (again) and removed afterwards."""
+    with LocalControlPlane(tmp_path / "control-plane") as cp:
+        yield cp
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[misbehaving_apiserver.MisbehavingApiserver]:
+    with misbehaving_apiserver.running() as server:
         yield server

@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fake_apiserver import FakeApiserver, pod_object
 from flask import Flask
 from flask.testing import FlaskClient
+from pod_details_support.live_cluster import LivePod
+from pod_details_support.misbehaving_apiserver import pod_object
 
+from gitops.cluster import LocalControlPlane
 from pod_details import kube
 from pod_details.app import create_app
 from pod_details.details import details_of
@@ -295,9 +297,10 @@ def test_the_factory_builds_independent_apps() -> None:
     assert 'route="/api/v1/healthz"' not in b.test_client().get("/metrics").text
 
 
-def test_factory_connects_with_the_settings(tmp_path: Path, apiserver: FakeApiserver) -> None:
-    apiserver.pods[("shop", "web-7d9c-abcde")] = pod_object()
-    env = {"KUBECONFIG": str(apiserver.kubeconfig(tmp_path)), "POD_NAME": "web-7d9c-abcde", "POD_NAMESPACE": "shop"}
+def test_factory_connects_with_the_settings(tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod) -> None:
+    # Outside a pod: a kubeconfig for the real apiserver holding a token of the chart's ServiceAccount.
+    kubeconfig = kube_cluster.token_kubeconfig(tmp_path / "kubeconfig", live_pod.token(kube_cluster.kubeconfig))
+    env = {"KUBECONFIG": str(kubeconfig), "POD_NAME": live_pod.name, "POD_NAMESPACE": live_pod.namespace}
     app = create_app(Settings.from_env(env))
     body = app.test_client().get("/api/v1/details").json
     assert body["source"] == "kubernetes-api" and body["kubernetes"]["mode"] == "kubeconfig"

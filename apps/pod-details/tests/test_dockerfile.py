@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from gunicorn_process import PROJECT, tool
+from pod_details_support.gunicorn_process import PROJECT, tool
 
 DOCKERFILE = PROJECT / "Dockerfile"
 

@@ -6,15 +6,19 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from fake_apiserver import FakeApiserver, pod_object
-from gunicorn_process import Server, tool
+from pod_details_support.gunicorn_process import Server, tool
+from pod_details_support.live_cluster import LivePod, pod_env
+
+from gitops.cluster import LocalControlPlane
 
 
-def test_schemathesis_finds_nothing(serve: Callable[..., Server], apiserver: FakeApiserver, tmp_path: Path) -> None:
-    # Behind a (fake) apiserver, so /details answers with the full kubernetes-api shape, and two workers as deployed.
-    apiserver.pods[("shop", "web-1")] = pod_object("web-1")
-    env = {"KUBECONFIG": str(apiserver.kubeconfig(tmp_path)), "POD_NAME": "web-1", "POD_NAMESPACE": "shop"}
-    server = serve(env, workers=2)
+def test_schemathesis_finds_nothing(
+    serve: Callable[..., Server], kube_cluster: LocalControlPlane, live_pod: LivePod, tmp_path: Path
+) -> None:
+    # In a pod's setting behind a real apiserver, so /details answers with the full kubernetes-api shape, and two
+    # workers as deployed.
+    server = serve(pod_env(kube_cluster, live_pod, tmp_path), workers=2)
+    assert server.get("/api/v1/details").json()["source"] == "kubernetes-api"
     schemathesis = tool("schemathesis", "it is in requirements/dev.lock; run `make setup`")
     result = subprocess.run(
         [

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gunicorn_process import PROJECT, start_gunicorn
+from pod_details_support.gunicorn_process import PROJECT, start_gunicorn
 
 
 def run(*cmd: str | Path, cwd: Path | None = None, timeout: float = 400) -> str:

@@ -3,8 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_apiserver import TOKEN, FakeApiserver, pod_object
+from pod_details_support.gunicorn_process import free_port
+from pod_details_support.live_cluster import CONTAINERS, LABELS, OWNER, LivePod, pod_env
+from pod_details_support.misbehaving_apiserver import MisbehavingApiserver, pod_object
 
+from gitops.cluster import LocalControlPlane
 from pod_details import kube
 from pod_details.settings import PodIdentity, Settings
 
@@ -82,8 +85,8 @@ def test_in_cluster_without_token_is_not_in_cluster(tmp_path: Path) -> None:
     assert access.mode == "none"
 
 
-def test_kubeconfig_needs_the_pod_name(tmp_path: Path, apiserver: FakeApiserver) -> None:
-    access = kube.connect(settings(tmp_path, KUBECONFIG=str(apiserver.kubeconfig(tmp_path))))
+def test_kubeconfig_needs_the_pod_name(tmp_path: Path, kube_cluster: LocalControlPlane) -> None:
+    access = kube.connect(settings(tmp_path, KUBECONFIG=str(kube_cluster.kubeconfig)))
     assert access.mode == "kubeconfig" and access.client is None
     assert access.reason == "POD_NAME and POD_NAMESPACE must be set (Downward API) to read the pod"
 
@@ -94,81 +97,103 @@ def test_broken_kubeconfig_is_a_reason_not_a_crash(tmp_path: Path) -> None:
     assert access.client is None and access.reason.startswith(f"cannot load KUBECONFIG={missing}: ")
 
 
-def client_for(tmp_path: Path, apiserver: FakeApiserver, timeout: str = "2") -> kube.PodClient:
-    env = {"KUBECONFIG": str(apiserver.kubeconfig(tmp_path)), "POD_NAME": "web-7d9c-abcde", "POD_NAMESPACE": "shop"}
-    access = kube.connect(settings(tmp_path, KUBE_TIMEOUT_SECONDS=timeout, **env))
-    assert access.client is not None, access.reason
+def in_cluster_client(env: dict[str, str], timeout: str = "2") -> kube.PodClient:
+    access = kube.connect(Settings.from_env({**env, "KUBE_TIMEOUT_SECONDS": timeout}))
+    assert access.mode == "in-cluster" and access.client is not None, access.reason
     return access.client
 
 
-def test_reads_its_pod_with_the_token(tmp_path: Path, apiserver: FakeApiserver) -> None:
-    apiserver.pods[("shop", "web-7d9c-abcde")] = pod_object()
-    pod = client_for(tmp_path, apiserver).read_pod()
-    assert pod["owner"] == {"kind": "ReplicaSet", "name": "web-7d9c"}
-    assert apiserver.authorizations == [f"Bearer {TOKEN}"]
-
-
-@pytest.mark.parametrize(("status", "outcome"), [(401, "unauthorized"), (403, "forbidden"), (500, "http_error")])
-def test_http_errors_have_an_outcome_and_the_apiserver_message(
-    tmp_path: Path, apiserver: FakeApiserver, status: int, outcome: str
+def test_in_cluster_reads_its_pod_from_the_apiserver_with_the_mounted_token(
+    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
 ) -> None:
-    apiserver.fail_status = status
-    with pytest.raises(kube.FetchError) as caught:
-        client_for(tmp_path, apiserver).read_pod()
-    assert caught.value.outcome == outcome
-    assert f": {status} injected failure" in caught.value.reason
-    assert apiserver.calls == 1  # no retries: the cache retries after its TTL
+    # No Downward API variables: the pod is found by its hostname and the service account mount's namespace.
+    env = pod_env(kube_cluster, live_pod, tmp_path)
+    del env["POD_NAME"], env["POD_NAMESPACE"]
+    pod = in_cluster_client({**env, "HOSTNAME": live_pod.name}).read_pod()
+    assert (pod["name"], pod["namespace"], pod["service_account"]) == (live_pod.name, live_pod.namespace, "pod-details")
+    assert pod["labels"] == LABELS and pod["owner"] == {"kind": "ReplicaSet", "name": OWNER}
+    assert [(c["name"], c["image"]) for c in pod["containers"]] == CONTAINERS
 
 
-def test_missing_pod_is_not_found(tmp_path: Path, apiserver: FakeApiserver) -> None:
-    with pytest.raises(kube.FetchError) as caught:
-        client_for(tmp_path, apiserver).read_pod()
-    assert caught.value.outcome == "not_found" and 'pods "web-7d9c-abcde" not found' in caught.value.reason
-
-
-def test_slow_apiserver_times_out_within_the_bound(tmp_path: Path, apiserver: FakeApiserver) -> None:
-    import time
-
-    apiserver.pods[("shop", "web-7d9c-abcde")] = pod_object()
-    apiserver.delay_seconds = 1.5
-    client = client_for(tmp_path, apiserver, timeout="0.3")
-    begin = time.monotonic()
+def test_a_token_the_apiserver_rejects_is_unauthorized(
+    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+) -> None:
+    client = in_cluster_client(pod_env(kube_cluster, live_pod, tmp_path, token="not-a-token"))
     with pytest.raises(kube.FetchError) as caught:
         client.read_pod()
+    assert caught.value.outcome == "unauthorized" and ": 401 Unauthorized" in caught.value.reason
+
+
+def test_without_the_rolebinding_reading_is_forbidden(
+    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+) -> None:
+    client = in_cluster_client(pod_env(kube_cluster, live_pod, tmp_path))
+    live_pod.revoke()
+    with pytest.raises(kube.FetchError) as caught:
+        client.read_pod()
+    account = f"system:serviceaccount:{live_pod.namespace}:pod-details"
+    assert caught.value.outcome == "forbidden"
+    assert f': 403 pods "{live_pod.name}" is forbidden: User "{account}" cannot get resource "pods"' in (
+        caught.value.reason
+    )
+
+
+def test_missing_pod_is_not_found(tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod) -> None:
+    env = pod_env(kube_cluster, live_pod, tmp_path)
+    with pytest.raises(kube.FetchError) as caught:
+        in_cluster_client({**env, "POD_NAME": "gone"}).read_pod()
+    assert caught.value.outcome == "not_found" and ': 404 pods "gone" not found' in caught.value.reason
+
+
+def test_server_error_has_an_outcome_and_the_apiserver_message(
+    tmp_path: Path, misbehaving: MisbehavingApiserver
+) -> None:
+    misbehaving.fail_status = 500
+    env = {"KUBECONFIG": str(misbehaving.kubeconfig(tmp_path)), "POD_NAME": "web-1", "POD_NAMESPACE": "shop"}
+    access = kube.connect(settings(tmp_path, **env))
+    assert access.client is not None, access.reason
+    with pytest.raises(kube.FetchError) as caught:
+        access.client.read_pod()
+    assert caught.value.outcome == "http_error" and ": 500 injected failure" in caught.value.reason
+    assert misbehaving.calls == 1  # no retries: the cache retries after its TTL
+
+
+def test_an_apiserver_that_never_answers_times_out_within_the_bound(
+    tmp_path: Path, misbehaving: MisbehavingApiserver
+) -> None:
+    import time
+
+    misbehaving.delay_seconds = float("inf")
+    env = {"KUBECONFIG": str(misbehaving.kubeconfig(tmp_path)), "POD_NAME": "web-1", "POD_NAMESPACE": "shop"}
+    access = kube.connect(settings(tmp_path, KUBE_TIMEOUT_SECONDS="0.3", **env))
+    assert access.client is not None, access.reason
+    begin = time.monotonic()
+    with pytest.raises(kube.FetchError) as caught:
+        access.client.read_pod()
     assert time.monotonic() - begin < 1.5
     assert caught.value.outcome == "timeout" and "no answer within 0.3s" in caught.value.reason
 
 
-def test_unreachable_apiserver_is_a_connection_error(tmp_path: Path, apiserver: FakeApiserver) -> None:
-    from gunicorn_process import free_port
-
-    apiserver.url = f"http://127.0.0.1:{free_port()}"
+def test_nothing_listening_is_a_connection_error(
+    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+) -> None:
+    # The real credentials, a port where no apiserver listens. (A stopped apiserver: test_kubernetes_live.py.)
+    env = pod_env(kube_cluster, live_pod, tmp_path)
     with pytest.raises(kube.FetchError) as caught:
-        client_for(tmp_path, apiserver).read_pod()
+        in_cluster_client({**env, "KUBERNETES_SERVICE_PORT": str(free_port())}).read_pod()
     assert caught.value.outcome == "connection_error" and "NewConnectionError" in caught.value.reason
 
 
-def test_in_cluster_reads_its_pod_over_tls_with_the_mounted_token(tmp_path: Path, apiserver_tls: FakeApiserver) -> None:
-    apiserver_tls.pods[("shop", "web-1")] = pod_object("web-1")
-    env = apiserver_tls.in_cluster_env(tmp_path, namespace="shop", token="mounted-token")
-    access = kube.connect(Settings.from_env({**env, "HOSTNAME": "web-1"}))
-    assert access.mode == "in-cluster" and access.client is not None, access.reason
-    assert access.client.read_pod()["name"] == "web-1"
-    assert [a.lower() for a in apiserver_tls.authorizations] == ["bearer mounted-token"]  # the scheme is case-blind
+def test_in_cluster_refuses_an_apiserver_its_ca_does_not_sign(
+    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+) -> None:
+    from gitops.cluster import pki
 
-
-def test_in_cluster_refuses_a_server_its_ca_does_not_sign(tmp_path: Path, apiserver_tls: FakeApiserver) -> None:
-    env = apiserver_tls.in_cluster_env(tmp_path)
-    other_ca = tmp_path / "other"
-    other_ca.mkdir()
-    from fake_apiserver import self_signed_certificate
-
-    cert, _ = self_signed_certificate(other_ca, "127.0.0.1")
-    (Path(env["KUBE_SERVICE_ACCOUNT_DIR"]) / "ca.crt").write_bytes(cert.read_bytes())
-    access = kube.connect(Settings.from_env({**env, "POD_NAME": "web-1"}))
-    assert access.client is not None
+    env = pod_env(kube_cluster, live_pod, tmp_path)
+    other = pki.generate(tmp_path / "other-pki")
+    (Path(env["KUBE_SERVICE_ACCOUNT_DIR"]) / "ca.crt").write_bytes(other.ca_cert.read_bytes())
     with pytest.raises(kube.FetchError) as caught:
-        access.client.read_pod()
+        in_cluster_client(env).read_pod()
     assert caught.value.outcome == "tls_error" and "CERTIFICATE_VERIFY_FAILED" in caught.value.reason
 
 

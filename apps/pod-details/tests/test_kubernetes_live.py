@@ -1,141 +1,26 @@
-"""The Kubernetes path against a real kube-apiserver, with real RBAC and a real ServiceAccount token.
+"""The service as deployed in a pod, against a real kube-apiserver: in-cluster credentials (a ServiceAccount token
+from the TokenRequest API, the cluster's CA), the chart's own RBAC, and what happens when either goes away.
 
-`kube_admin_kubeconfig` (a Path to a kubeconfig with admin credentials) comes from the repository's `gitops.testing`
-pytest plugin, which runs etcd and kube-apiserver for the session.
+`kube_cluster` (a `gitops.cluster.LocalControlPlane` running etcd and kube-apiserver for the session) comes from the
+repository's `gitops.testing` pytest plugin; `live_pod` and `own_cluster` from conftest.py.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
-from gunicorn_process import Server
+import requests
+from pod_details_support.gunicorn_process import Server
+from pod_details_support.live_cluster import CONTAINERS, LABELS, OWNER, LivePod, deployed, pod_env
+
+from gitops.cluster import LocalControlPlane
 
 Serve = Callable[..., Server]
-
-POD = "pod-details-7d9c-x2x4q"
-
-
-@pytest.fixture
-def admin(kube_admin_kubeconfig: Path) -> Iterator[Any]:
-    from kubernetes import config
-
-    client = config.new_client_from_config(config_file=str(kube_admin_kubeconfig))
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def namespace(admin: Any) -> Iterator[str]:
-    from kubernetes import client
-
-    name = f"pod-details-live-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(admin)
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        core.delete_namespace(name)
-
-
-def create_pod_with_rbac(admin: Any, ns: str) -> None:
-    """A ServiceAccount allowed to read pods, and a pod owned by a ReplicaSet, with two containers."""
-    from kubernetes import client
-
-    core, rbac, apps = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin), client.AppsV1Api(admin)
-    core.create_namespaced_service_account(ns, {"metadata": {"name": "pod-details"}})
-    rbac.create_namespaced_role(
-        ns,
-        {
-            "metadata": {"name": "pod-reader"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        ns,
-        {
-            "metadata": {"name": "pod-details-reads-pods"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-            "subjects": [{"kind": "ServiceAccount", "name": "pod-details", "namespace": ns}],
-        },
-    )
-    labels = {"app.kubernetes.io/name": "pod-details", "pod-template-hash": "7d9c"}
-    # A real owner (replicas 0: nothing creates pods) so a garbage collector, if one runs, keeps the pod.
-    rs = apps.create_namespaced_replica_set(
-        ns,
-        {
-            "metadata": {"name": "pod-details-7d9c"},
-            "spec": {
-                "replicas": 0,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": "registry.example/pod-details:1.0"}]},
-                },
-            },
-        },
-    )
-    owner = {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "name": "pod-details-7d9c",
-        "uid": rs.metadata.uid,
-        "controller": True,
-    }
-    core.create_namespaced_pod(
-        ns,
-        {
-            "metadata": {"name": POD, "labels": labels, "ownerReferences": [owner]},
-            "spec": {
-                "serviceAccountName": "pod-details",
-                "automountServiceAccountToken": False,
-                "containers": [
-                    {"name": "app", "image": "registry.example/pod-details:1.0"},
-                    {"name": "sidecar", "image": "registry.example/sidecar:2.0"},
-                ],
-            },
-        },
-    )
-
-
-def service_account_kubeconfig(admin_kubeconfig: Path, admin: Any, ns: str, into: Path) -> Path:
-    """A kubeconfig for the same cluster that authenticates with a fresh token of the pod's ServiceAccount."""
-    from kubernetes import client
-
-    token = (
-        client.CoreV1Api(admin)
-        .create_namespaced_service_account_token(
-            "pod-details", ns, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
-        )
-        .status.token
-    )
-    admin_config = yaml.safe_load(admin_kubeconfig.read_text())
-    context = next(c for c in admin_config["contexts"] if c["name"] == admin_config["current-context"])["context"]
-    cluster = next(c for c in admin_config["clusters"] if c["name"] == context["cluster"])["cluster"]
-    if "certificate-authority" in cluster:  # a relative CA path would break once the file moves
-        cluster["certificate-authority"] = str((admin_kubeconfig.parent / cluster["certificate-authority"]).resolve())
-    path = into / "service-account.kubeconfig"
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "live", "cluster": cluster}],
-                "users": [{"name": "pod-details", "user": {"token": token}}],
-                "contexts": [{"name": "live", "context": {"cluster": "live", "user": "pod-details", "namespace": ns}}],
-                "current-context": "live",
-            }
-        )
-    )
-    return path
 
 
 def wait_for(server: Server, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
@@ -151,31 +36,71 @@ def wait_for(server: Server, predicate: Callable[[dict[str, Any]], bool], timeou
         time.sleep(0.2)
 
 
-def test_details_from_a_real_apiserver_then_stale_when_rbac_is_revoked(
-    serve: Serve, admin: Any, namespace: str, kube_admin_kubeconfig: Path, tmp_path: Path
-) -> None:
-    from kubernetes import client
-
-    create_pod_with_rbac(admin, namespace)
-    kubeconfig = service_account_kubeconfig(kube_admin_kubeconfig, admin, namespace, tmp_path)
-    server = serve(
-        {"KUBECONFIG": str(kubeconfig), "POD_NAME": POD, "POD_NAMESPACE": namespace, "CACHE_TTL_SECONDS": "1"}
+def api_calls(server: Server, outcome: str) -> float:
+    found = re.search(
+        rf'pod_details_kubernetes_api_requests_total\{{outcome="{outcome}"\}} (\S+)', server.get("/metrics").text
     )
-    body = wait_for(server, lambda b: b["source"] == "kubernetes-api", 20, "details from the API")
-    pod = body["pod"]
-    assert body["stale"] is False and body["kubernetes"] == {"mode": "kubeconfig", "reason": None}
-    assert (pod["name"], pod["namespace"], pod["service_account"]) == (POD, namespace, "pod-details")
-    assert pod["labels"] == {"app.kubernetes.io/name": "pod-details", "pod-template-hash": "7d9c"}
-    assert pod["owner"] == {"kind": "ReplicaSet", "name": "pod-details-7d9c"}
-    assert [(c["name"], c["image"]) for c in pod["containers"]] == [
-        ("app", "registry.example/pod-details:1.0"),
-        ("sidecar", "registry.example/sidecar:2.0"),
-    ]
+    return float(found.group(1)) if found else 0.0
 
-    client.RbacAuthorizationV1Api(admin).delete_namespaced_role_binding("pod-details-reads-pods", namespace)
+
+def test_in_cluster_details_from_a_real_apiserver_with_the_charts_rbac(
+    serve: Serve, kube_cluster: LocalControlPlane, live_pod: LivePod, tmp_path: Path
+) -> None:
+    server = serve(pod_env(kube_cluster, live_pod, tmp_path), workers=2)
+    # The master read the pod before forking, so even the first answer of each worker comes from the API.
+    body = server.get("/api/v1/details").json()
+    assert body["source"] == "kubernetes-api", body
+    assert body["stale"] is False and body["kubernetes"] == {"mode": "in-cluster", "reason": None}
+    pod = body["pod"]
+    assert (pod["name"], pod["namespace"], pod["service_account"]) == (live_pod.name, live_pod.namespace, "pod-details")
+    assert pod["labels"] == LABELS and pod["owner"] == {"kind": "ReplicaSet", "name": OWNER}
+    assert [(c["name"], c["image"]) for c in pod["containers"]] == CONTAINERS
+    assert api_calls(server, "ok") == 1
+
+
+def test_stale_while_the_rolebinding_is_gone_then_fresh_again(
+    serve: Serve, kube_cluster: LocalControlPlane, live_pod: LivePod, tmp_path: Path
+) -> None:
+    server = serve({**pod_env(kube_cluster, live_pod, tmp_path), "CACHE_TTL_SECONDS": "1"})
+    wait_for(server, lambda b: b["source"] == "kubernetes-api", 20, "details from the API")
+
+    live_pod.revoke()
     body = wait_for(server, lambda b: b["stale"], 20, "stale details after the RoleBinding was deleted")
-    assert body["source"] == "kubernetes-api" and body["pod"]["owner"]["kind"] == "ReplicaSet"
+    assert body["source"] == "kubernetes-api" and body["pod"]["owner"] == {"kind": "ReplicaSet", "name": OWNER}
     assert "403" in body["kubernetes"]["reason"] and "forbidden" in body["kubernetes"]["reason"]
+    assert server.get("/api/v1/readyz").status_code == 200  # readiness does not depend on the apiserver
+
+    live_pod.grant()
+    body = wait_for(server, lambda b: not b["stale"], 20, "fresh details after the RoleBinding came back")
+    assert body["kubernetes"] == {"mode": "in-cluster", "reason": None}
+    assert api_calls(server, "forbidden") >= 1 and api_calls(server, "ok") >= 2
+
+
+def test_stopped_apiserver_serves_stale_details_within_the_timeout(
+    serve: Serve, own_cluster: LocalControlPlane, tmp_path: Path
+) -> None:
+    timeout, bound = 1.0, 2.0
+    with deployed(own_cluster.kubeconfig) as live_pod:
+        env = pod_env(own_cluster, live_pod, tmp_path)
+        server = serve({**env, "CACHE_TTL_SECONDS": "1", "KUBE_TIMEOUT_SECONDS": str(timeout)}, workers=2)
+        wait_for(server, lambda b: b["source"] == "kubernetes-api" and not b["stale"], 20, "details from the API")
+        own_cluster.stop()
+
+    body = wait_for(server, lambda b: b["stale"], 20, "stale details after the apiserver stopped")
+    assert body["source"] == "kubernetes-api" and body["pod"]["labels"] == LABELS
+    assert "Connection refused" in body["kubernetes"]["reason"], body["kubernetes"]
     assert server.get("/api/v1/readyz").status_code == 200
-    metrics = server.get("/metrics").text
-    assert 'pod_details_kubernetes_api_requests_total{outcome="forbidden"}' in metrics
+
+    def timed(path: str) -> tuple[int, float]:
+        begin = time.monotonic()
+        response = requests.get(server.url + path, headers={"Connection": "close"}, timeout=10)
+        return response.status_code, time.monotonic() - begin
+
+    time.sleep(1.1)  # past the TTL: the burst's first request in each worker tries the stopped apiserver again
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(timed, ["/api/v1/details"] * 18 + ["/api/v1/readyz"] * 2))
+    assert all(status == 200 for status, _ in answers), answers
+    slowest = max(seconds for _, seconds in answers)
+    assert slowest < bound, f"slowest of {len(answers)} concurrent requests took {slowest:.2f}s: {answers}"
+    assert wait_for(server, lambda b: b["stale"], 5, "still stale")["kubernetes"]["reason"]
+    assert api_calls(server, "connection_error") >= 1

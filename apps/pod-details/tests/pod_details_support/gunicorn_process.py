@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # Variables of the developer's or CI's shell that would change what the service does under test.
 _ISOLATED = (

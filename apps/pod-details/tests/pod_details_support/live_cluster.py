@@ -1,0 +1,160 @@
+"""The service's Kubernetes side, for real: a namespace on a real kube-apiserver with the chart's own RBAC and a Pod
+to read, and the files and variables the kubelet gives a pod to reach the apiserver.
+
+The ServiceAccount, Role and RoleBinding come from `helm template` of the chart, not from a copy in the tests, so a
+passing test proves the RBAC the chart ships is enough. Used by the tests and by benchmarks/service_bench.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[2]
+CHART = PROJECT / "chart"
+RELEASE = "pod-details"  # the release name; the chart names the ServiceAccount, Role and RoleBinding after it
+RBAC_TEMPLATES = ("templates/serviceaccount.yaml", "templates/role.yaml", "templates/rolebinding.yaml")
+
+POD = "pod-details-7d9c-x2x4q"
+OWNER = "pod-details-7d9c"
+LABELS = {"app.kubernetes.io/name": "pod-details", "pod-template-hash": "7d9c"}
+CONTAINERS = [("app", "registry.example/pod-details:1.0"), ("sidecar", "registry.example/sidecar:2.0")]
+
+
+def chart_rbac(namespace: str) -> list[dict[str, Any]]:
+    """The chart's ServiceAccount, Role and RoleBinding for a release in `namespace`, rendered by `helm template`."""
+    from gitops.toolchain import tool_path
+
+    cmd = [str(tool_path("helm")), "template", RELEASE, str(CHART), "--namespace", namespace]
+    # Values the schema requires that have nothing to do with RBAC.
+    cmd += ["--set", "image.tag=0.0.0-test", "--set", "httpRoute.enabled=false"]
+    for template in RBAC_TEMPLATES:
+        cmd += ["--show-only", template]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise AssertionError(f"helm template {CHART} failed:\n{result.stderr}")
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    kinds = sorted(doc["kind"] for doc in docs)
+    assert kinds == ["Role", "RoleBinding", "ServiceAccount"], f"{CHART}: expected RBAC objects, rendered {kinds}"
+    return docs
+
+
+@dataclass
+class LivePod:
+    """A namespace holding the chart's RBAC and a Pod (owned by a ReplicaSet, two containers) to read."""
+
+    admin: Any  # kubernetes.client.ApiClient with admin credentials
+    namespace: str
+    rbac: list[dict[str, Any]]
+    name: str = POD
+
+    @property
+    def service_account(self) -> str:
+        return next(doc["metadata"]["name"] for doc in self.rbac if doc["kind"] == "ServiceAccount")
+
+    def _binding(self) -> dict[str, Any]:
+        return next(doc for doc in self.rbac if doc["kind"] == "RoleBinding")
+
+    def revoke(self) -> None:
+        """Delete the chart's RoleBinding: the ServiceAccount may no longer read pods."""
+        from kubernetes import client
+
+        name = self._binding()["metadata"]["name"]
+        client.RbacAuthorizationV1Api(self.admin).delete_namespaced_role_binding(name, self.namespace)
+
+    def grant(self) -> None:
+        """Create the chart's RoleBinding (again)."""
+        from kubernetes import utils
+
+        utils.create_from_dict(self.admin, self._binding(), namespace=self.namespace)
+
+    def token(self, kubeconfig: Path) -> str:
+        """A bound token of the pod's ServiceAccount from the TokenRequest API, as the kubelet projects it."""
+        from gitops.testing import mint_token
+
+        return mint_token(kubeconfig, self.namespace, self.service_account)
+
+
+@contextmanager
+def deployed(admin_kubeconfig: Path, prefix: str = "pod-details-live") -> Iterator[LivePod]:
+    """A fresh namespace with the chart's RBAC and the Pod; the namespace is deleted afterwards."""
+    from kubernetes import client, config
+
+    admin = config.new_client_from_config(config_file=str(admin_kubeconfig))
+    core = client.CoreV1Api(admin)
+    namespace = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    try:
+        pod = LivePod(admin, namespace, chart_rbac(namespace))
+        _create(pod)
+        yield pod
+    finally:
+        with suppress(Exception):  # a stopped apiserver (some tests stop it) has nothing left to clean
+            core.delete_namespace(namespace)
+        admin.close()
+
+
+def _create(pod: LivePod) -> None:
+    from kubernetes import client, utils
+
+    for doc in pod.rbac:
+        utils.create_from_dict(pod.admin, doc, namespace=pod.namespace)
+    # A real owner (replicas 0: nothing creates pods) so a garbage collector, if one runs, keeps the pod.
+    rs = client.AppsV1Api(pod.admin).create_namespaced_replica_set(
+        pod.namespace,
+        {
+            "metadata": {"name": OWNER},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": LABELS},
+                "template": {
+                    "metadata": {"labels": LABELS},
+                    "spec": {"containers": [{"name": "app", "image": CONTAINERS[0][1]}]},
+                },
+            },
+        },
+    )
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": OWNER, "uid": rs.metadata.uid, "controller": True}
+    client.CoreV1Api(pod.admin).create_namespaced_pod(
+        pod.namespace,
+        {
+            "metadata": {"name": pod.name, "labels": LABELS, "ownerReferences": [owner]},
+            "spec": {
+                "serviceAccountName": pod.service_account,
+                "automountServiceAccountToken": False,
+                "containers": [{"name": name, "image": image} for name, image in CONTAINERS],
+            },
+        },
+    )
+
+
+def pod_env(cp: Any, pod: LivePod, into: Path, token: str | None = None) -> dict[str, str]:
+    """`in_cluster_env` for `pod` on the control plane `cp` (a gitops.cluster.LocalControlPlane), with a fresh token."""
+    token = pod.token(cp.kubeconfig) if token is None else token
+    return in_cluster_env(cp.apiserver_port, cp.pki.ca_cert, token, pod.namespace, into, pod.name)
+
+
+def in_cluster_env(
+    apiserver_port: int, ca_cert: Path, token: str, namespace: str, into: Path, pod: str = POD
+) -> dict[str, str]:
+    """What the kubelet gives a pod: a service account mount (token, ca.crt, namespace), the service host/port
+    variables, and the Downward API's POD_NAME/POD_NAMESPACE. The CA is copied: it outlives a stopped control plane."""
+    sa_dir = into / "serviceaccount"
+    sa_dir.mkdir(parents=True, exist_ok=True)
+    (sa_dir / "token").write_text(token)
+    (sa_dir / "ca.crt").write_bytes(ca_cert.read_bytes())
+    (sa_dir / "namespace").write_text(namespace)
+    return {
+        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+        "KUBERNETES_SERVICE_PORT": str(apiserver_port),
+        "KUBE_SERVICE_ACCOUNT_DIR": str(sa_dir),
+        "POD_NAME": pod,
+        "POD_NAMESPACE": namespace,
+    }

@@ -701,10 +701,18 @@ def create(dyn: dynamic.DynamicClient, doc: dict, namespace: str | None = None, 
     return resource.create(body=doc, namespace=namespace or doc["metadata"].get("namespace"), **kwargs)
 
 
-def denial(dyn, doc: dict, namespace: str) -> str:
-    with pytest.raises(ApiException) as err:
-        create(dyn, doc, namespace, dry_run=True)
-    return json.loads(err.value.body)["message"]
+def denial(dyn, doc: dict, namespace: str, within: float = 30.0) -> str:
+    """The apiserver's refusal of `doc`. Each policy is loaded by the apiserver on its own schedule, so a policy
+    created a moment ago may not be enforced yet: retry until it is, or fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            create(dyn, doc, namespace, dry_run=True)
+        except ApiException as err:
+            return json.loads(err.body)["message"]
+        if time.monotonic() > deadline:
+            pytest.fail(f"{doc['kind']} {doc['metadata'].get('name')} was admitted in {namespace} for {within:.0f}s")
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")

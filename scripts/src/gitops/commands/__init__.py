@@ -1,4 +1,5 @@
-"""CLI verbs. Each module defines click commands; imports of heavy libraries stay inside the commands."""
+"""CLI verbs, one module each. Commands parse arguments and print; the logic lives in library modules, and imports
+of heavy libraries (kubernetes, helm runs) stay inside the commands so `gitops --help` is instant."""
 
 from __future__ import annotations
 
@@ -6,18 +7,37 @@ import click
 
 
 def register(main: click.Group) -> None:
-    from gitops.commands import cluster, tools
+    from gitops.commands import (
+        bump,
+        changed_apps,
+        cluster,
+        diff,
+        e2e,
+        history,
+        new_app,
+        promote,
+        push,
+        render,
+        rollback,
+        status,
+        tools,
+        validate,
+    )
 
-    main.add_command(tools.tools)
-    main.add_command(cluster.cluster)
-    main.add_command(__import__("gitops.commands.render", fromlist=["render"]).render)
-    main.add_command(__import__("gitops.commands.validate", fromlist=["validate"]).validate)
-    main.add_command(__import__("gitops.commands.promote", fromlist=["promote"]).promote)
-    main.add_command(__import__("gitops.commands.rollback", fromlist=["rollback"]).rollback)
-    main.add_command(__import__("gitops.commands.bump", fromlist=["bump"]).bump)
-    main.add_command(__import__("gitops.commands.status", fromlist=["status"]).status)
-    main.add_command(__import__("gitops.commands.history", fromlist=["history"]).history)
-    main.add_command(__import__("gitops.commands.diff", fromlist=["diff"]).diff)
-    main.add_command(__import__("gitops.commands.changed_apps", fromlist=["changed_apps"]).changed_apps)
-    main.add_command(__import__("gitops.commands.push", fromlist=["push"]).push)
-    main.add_command(__import__("gitops.commands.e2e", fromlist=["e2e"]).e2e)
+    for command in (
+        tools.tools,
+        cluster.cluster,
+        render.render,
+        validate.validate,
+        promote.promote,
+        rollback.rollback,
+        bump.bump,
+        status.status,
+        history.history,
+        diff.diff,
+        changed_apps.changed_apps,
+        push.push,
+        e2e.e2e,
+    ):
+        main.add_command(command)
+    new_app.register(main)  # new-app and docs

@@ -516,7 +516,8 @@ def test_applicationset_follows_the_agreed_shape(env):
         "tag": "{{ .image.tag }}",
         "digest": "{{ .image.digest }}",
     }
-    assert values == {"repoURL": REPO_URL, "targetRevision": "main", "ref": "values"}
+    # One repository, one revision: Argo CD refuses an Application whose sources read it at two (argo-cd#12159).
+    assert values == {"repoURL": REPO_URL, "targetRevision": chart["targetRevision"], "ref": "values"}
     assert "CreateNamespace=false" in app["syncPolicy"]["syncOptions"]
 
 

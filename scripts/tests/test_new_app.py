@@ -155,8 +155,11 @@ def test_it_writes_the_app_and_the_first_environment_and_nothing_else(created: t
     }
     values = yaml.safe_load((root / "environments/dev/hello/values.yaml").read_text())
     assert values["hostnames"] == ["hello-dev.azurelaboratory.com"]
-    # prod pins exact commits and the chart is in none yet: the app reaches prod with its first release there.
-    assert not (root / "environments/prod/hello").exists()
+    # prod pins exact commits and reads its overlay at the pinned commit: the overlay is written now, to be committed
+    # with the app; the first release there follows the merge.
+    assert sorted(p.name for p in (root / "environments/prod/hello").iterdir()) == ["values.yaml"]
+    prod_values = yaml.safe_load((root / "environments/prod/hello/values.yaml").read_text())
+    assert prod_values["hostnames"] == ["hello-prod.azurelaboratory.com"]
     assert "gitops new-app hello --env prod" in out
     # Argo CD's configuration is untouched (the ApplicationSets find the new folder); the dev cluster's Gateway gets
     # the host's HTTPS listener.
@@ -165,6 +168,7 @@ def test_it_writes_the_app_and_the_first_environment_and_nothing_else(created: t
         " M clusters/aks-dev/gateway.yaml",
         "?? apps/hello/",
         "?? environments/dev/hello/",
+        "?? environments/prod/hello/",
     ]
     gateway = yaml.safe_load((root / "clusters/aks-dev/gateway.yaml").read_text())
     listener = next(x for x in gateway["spec"]["listeners"] if x.get("hostname") == "hello-dev.azurelaboratory.com")

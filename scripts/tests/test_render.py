@@ -76,7 +76,7 @@ def test_prod_generates_its_application_pinned_to_a_commit(repo: Path, renders: 
     assert len(pinned) == 40
     assert chart["targetRevision"] == pinned
     assert chart["helm"]["valueFiles"] == ["$values/environments/prod/pod-details/values.yaml"]
-    assert values["targetRevision"] == "main"
+    assert values["targetRevision"] == pinned  # one repository, one revision per Application
     # prod preserves its resources when an Application goes away: no resources finalizer.
     assert "finalizers" not in app["metadata"]
 

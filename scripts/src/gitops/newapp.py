@@ -623,7 +623,7 @@ class _Transaction:
 
     def commit(self) -> tuple[list[str], list[str]]:
         moved: list[str] = []
-        replaced: list[tuple[str, str]] = []
+        replaced: list[tuple[str, str | None]] = []
         try:
             for rel in self._dirs:
                 target = self.root / rel
@@ -634,7 +634,7 @@ class _Transaction:
                 moved.append(rel)
             for rel, text in self._edits.items():
                 target = self.root / rel
-                original = target.read_text()
+                original = target.read_text() if target.exists() else None
                 staged = self.staging / "edits" / rel
                 staged.parent.mkdir(parents=True, exist_ok=True)
                 staged.write_text(text)
@@ -644,7 +644,10 @@ class _Transaction:
             for rel in reversed(moved):
                 shutil.rmtree(self.root / rel, ignore_errors=True)
             for rel, original in reversed(replaced):
-                (self.root / rel).write_text(original)
+                if original is None:
+                    (self.root / rel).unlink(missing_ok=True)
+                else:
+                    (self.root / rel).write_text(original)
             raise
         return moved, list(self._edits)
 
@@ -698,6 +701,7 @@ def create(root: Path, name: str, *, port: int | None, owner: str, description: 
     check_spec(new)
     files = template_files(root)
     creation_envs = [e for e in model.environments.values() if e.name in model.promotion.order and not e.pinned]
+    pinned_envs = [e for e in model.environments.values() if e.name in model.promotion.order and e.pinned]
     if not creation_envs:
         raise GitopsError(
             f"{repomodel.PROMOTION_FILE} names no environment that follows a branch: a new app starts in the first one"
@@ -729,6 +733,10 @@ def create(root: Path, name: str, *, port: int | None, owner: str, description: 
         for env in creation_envs:
             _stage_env(tx, model, env, name, old.name, _first_pins(model, env, name, old.name))
             _stage_listener(root, env, name, listeners)
+        # A pinned environment reads the overlay at its pinned commit (one repository, one revision per Argo CD
+        # Application), so the overlay is committed with the app and only the release follows the merge.
+        for env in pinned_envs:
+            _stage_env(tx, model, env, name, old.name, None)
         for rel, text in listeners.items():
             tx.edit(rel, text)
 
@@ -778,15 +786,22 @@ def _stage_env(
     env: repomodel.Environment,
     name: str,
     template: str,
-    pins: release.Pins,
+    pins: release.Pins | None,
 ) -> None:
-    folder = tx.stage(f"{env.folder}/{name}")
+    """The app's overlay in ``env``, and its release.yaml when ``pins`` are given."""
     values_rel = f"{env.folder}/{name}/values.yaml"
     release_rel = f"{env.folder}/{name}/release.yaml"
+    release = None
+    if pins is not None:
+        release = release_text(model.read(f"{env.folder}/{template}/release.yaml"), pins, release_rel)
+    if (tx.root / values_rel).exists() and release is not None:
+        tx.edit(release_rel, release)  # first release in a pinned env: the overlay was committed with the app
+        return
+    folder = tx.stage(f"{env.folder}/{name}")
     template_values = model.read(f"{env.folder}/{template}/values.yaml")
-    template_release = model.read(f"{env.folder}/{template}/release.yaml")
     (folder / "values.yaml").write_text(overlay_text(template_values, hostname(name, env), values_rel))
-    (folder / "release.yaml").write_text(release_text(template_release, pins, release_rel))
+    if release is not None:
+        (folder / "release.yaml").write_text(release)
 
 
 def _stage_listener(root: Path, env: repomodel.Environment, name: str, edits: dict[str, str]) -> None:
@@ -816,8 +831,8 @@ def first_release(root: Path, name: str, env_name: str) -> Result:
             f"`gitops new-app {name}` already created the app in the first one"
         )
     folder = f"{env.folder}/{name}"
-    if (root / folder).exists():
-        raise GitopsError(f"{folder}/ already exists: {name} is in {env_name}; move releases with `gitops promote`")
+    if (root / folder / "release.yaml").exists():
+        raise GitopsError(f"{folder}/release.yaml exists: {name} is in {env_name}; move releases with `gitops promote`")
     previous = order[order.index(env_name) - 1]
     source = release.read(root, previous, name)
     if source is None:
@@ -836,6 +851,11 @@ def first_release(root: Path, name: str, env_name: str) -> Result:
             raise GitopsError(
                 f"apps/{name}/chart is not in commit {commit[:12]}: {env_name} pins the exact commit that holds the "
                 f"chart, so commit and merge the app first, then run this on a checkout of that commit"
+            )
+        if env.pinned and gitutil.show(root, commit, f"{folder}/values.yaml") is None:
+            raise GitopsError(
+                f"{folder}/values.yaml is not in commit {commit[:12]}: {env_name} reads its overlay at the pinned "
+                f"commit, so commit and merge the overlay (`gitops new-app {name}` writes it) first"
             )
         revision = commit
         tracked = gitutil.rev_parse(root, f"refs/remotes/origin/{repomodel.TRACKED_BRANCH}")

@@ -67,8 +67,10 @@ def releases(repo: Repo, envs: Iterable[str]) -> list[Finding]:
             if ae.app not in repo.apps:
                 problem(f"{ae.folder}/ has no chart: expected apps/{ae.app}/chart/Chart.yaml", ae.folder)
                 continue
-            if env.pinned and not repo.snapshot.is_dir(ae.folder):
-                continue  # not released here yet: a new app's first pinned release follows its merge (gitops.newapp)
+            if env.pinned and not repo.snapshot.exists(ae.release_file) and repo.snapshot.exists(ae.values_file):
+                # Not released here yet: a pinned environment reads its overlay at the pinned commit, so a new app's
+                # overlay is committed first and its first release follows the merge (gitops.newapp).
+                continue
             if not repo.snapshot.exists(ae.release_file):
                 problem(
                     "missing release.yaml: every app runs in every environment"

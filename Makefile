@@ -34,7 +34,7 @@ run: setup ## Serve pod-details on http://127.0.0.1:8080 (PORT=9000 overrides)
 tools: setup ## Build the pinned GitOps toolchain from the Go module proxy into the cache (idempotent)
 	$(BIN)/gitops tools build
 
-test: setup tools ## Run every test: lint, service, config, tooling
+test: setup tools system-deps ## Run every test: lint, service, config, tooling, and the e2e loop with Argo CD
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 	$(BIN)/pytest
 
@@ -45,7 +45,7 @@ bench: setup tools system-deps ## Benchmarks: figures and ratios against baselin
 e2e: setup tools system-deps ## The whole GitOps loop with the real Argo CD on a local control plane
 	$(BIN)/gitops e2e
 
-# Debian packages used by the benchmark (wrk) and the end-to-end loop (redis-server, Argo CD's cache).
+# Debian packages used by the benchmark (wrk) and the end-to-end loop in `make test` (redis-server, Argo CD's cache).
 SYSTEM_DEPS := wrk redis-server
 system-deps: ## Install the Debian packages the benchmarks and e2e need, if missing
 	@missing="$$(for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null || echo $$p; done)"; \

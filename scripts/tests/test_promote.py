@@ -79,6 +79,18 @@ def test_promoting_again_with_nothing_new_is_a_no_op(repo):
     assert repo.state() == before
 
 
+def test_a_change_to_the_targets_overlay_moves_the_pin_it_is_read_at(repo):
+    old = repo.pins("prod")
+    repo.write(PROD_VALUES, repo.read(PROD_VALUES) + "# reviewed: prod overlay change\n")
+    head = repo.commit_all("prod: overlay change")
+
+    repo.ok("promote", "--from", "dev", "--to", "prod")
+
+    new = repo.pins("prod")
+    assert (new.tag, new.digest) == (old.tag, old.digest)
+    assert new.revision == head, "prod reads its overlay at the pin, so an overlay change needs a new pin"
+
+
 def test_only_the_chart_moves_when_the_app_changed_but_the_image_did_not(repo):
     old = repo.pins("prod")
     repo.app_commit("chart: document the probes")

@@ -3,9 +3,9 @@
 What moves is the release pins of each app (image repository/tag/digest, chart revision); values never move. A source
 that follows a branch (dev's ``chart.revision: main``) is promoted as the exact commit being promoted: HEAD of the
 checkout the command runs in, which holds dev's pins (or ``--source-commit``, an earlier commit of the branch, e.g.
-the revision Argo CD reported healthy in dev). The chart revision only moves when the app's folder
-(``apps/<app>/``) differs between the target's revision and that commit, so promoting twice with nothing new is a
-no-op rather than a new pin to an identical chart.
+the revision Argo CD reported healthy in dev). The chart revision only moves when what the target reads at
+its pin — the app's folder (``apps/<app>/``) or the target's overlay — differs between the target's revision and that
+commit, so promoting twice with nothing new is a no-op rather than a new pin to an identical tree.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def plan(root: Path, source: str, target: str, apps: list[str], source_commit: s
         revision = src.revision
         if target in layout.pinned:
             revision = resolve_revision(root, src.revision, at, src_file)
-        move = _move(root, app, dst, Pins(src.repository, src.tag, src.digest, revision))
+        move = _move(root, app, target, dst, Pins(src.repository, src.tag, src.digest, revision))
         if move.changed:
             result.moves.append(move)
         else:
@@ -129,13 +129,16 @@ def plan(root: Path, source: str, target: str, apps: list[str], source_commit: s
     return result
 
 
-def _move(root: Path, app: str, old: Pins, new: Pins) -> AppMove:
+def _move(root: Path, app: str, target: str, old: Pins, new: Pins) -> AppMove:
     app_dir = f"apps/{app}"
+    # The target reads its chart and its overlay at the pinned commit (one repository, one revision per Argo CD
+    # Application), so the pin moves when either differs.
+    read_at_pin = (app_dir, f"environments/{target}/{app}/values.yaml")
     if old.revision != new.revision and gitutil.SHA_RE.match(new.revision):
         if gitutil.rev_parse(root, old.revision) is None:
             return AppMove(app, old, new, [], commits_known=False)
-        if gitutil.tree_id(root, old.revision, app_dir) == gitutil.tree_id(root, new.revision, app_dir):
-            # Same app folder at both commits: the chart the target runs would not change; keep its pin.
+        if all(gitutil.tree_id(root, old.revision, p) == gitutil.tree_id(root, new.revision, p) for p in read_at_pin):
+            # Same chart and overlay at both commits: what the target runs would not change; keep its pin.
             new = Pins(new.repository, new.tag, new.digest, old.revision)
     commits: list[str] = []
     if old.revision != new.revision and gitutil.rev_parse(root, old.revision) and gitutil.rev_parse(root, new.revision):

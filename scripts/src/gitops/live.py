@@ -108,14 +108,14 @@ def run(kubeconfig: Path, targets: list[Target], setup: list[Target], workdir: P
         try:
             cluster.apply(t.doc.obj)
         except ApiException as e:
-            findings.append(_finding(t, e, "could not be applied"))
+            findings.append(_finding(t, f"could not be applied by the API server: {_api_message(e)}"))
     findings += _ensure_namespaces(cluster, targets, {t.doc.name for t in namespaces})
     for t in targets:  # Pod admission looks up the ServiceAccount: a dry run of a Pod needs it to exist
         if t.doc.kind == "ServiceAccount":
             try:
                 cluster.apply(t.doc.obj, t.namespace)
             except ApiException as e:
-                findings.append(_finding(t, e, "could not be applied"))
+                findings.append(_finding(t, f"could not be applied by the API server: {_api_message(e)}"))
     findings += _wait_policies(cluster, policies)
 
     # Resolve every kind once, serially: the discovery cache is not meant for concurrent misses.
@@ -127,18 +127,9 @@ def run(kubeconfig: Path, targets: list[Target], setup: list[Target], workdir: P
         try:
             cluster.apply(t.doc.obj, t.namespace, dry_run=True)
         except ApiException as e:
-            return _finding(t, e, "rejected")
+            return _finding(t, f"rejected by the API server: {_api_message(e)}")
         except Exception as e:  # ResourceNotFoundError and friends: the kind is not served
-            return Finding(
-                "live",
-                f"{t.doc.api_version} {t.doc.kind} is not served by the cluster: {e}",
-                env=t.env,
-                app=t.app,
-                file=t.doc.source,
-                line=t.doc.line,
-                kind=t.doc.kind,
-                name=t.doc.name,
-            )
+            return _finding(t, f"{t.doc.api_version} {t.doc.kind} is not served by the cluster: {e}")
         return None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -146,7 +137,8 @@ def run(kubeconfig: Path, targets: list[Target], setup: list[Target], workdir: P
     return findings
 
 
-def _finding(t: Target, e: Exception, what: str) -> Finding:
+def _api_message(e: Exception) -> str:
+    """The apiserver's own sentence (e.g. a policy's message), not the client's wrapper around it."""
     message = getattr(e, "reason", "") or str(e)
     body = getattr(e, "body", None)
     if body:
@@ -154,9 +146,13 @@ def _finding(t: Target, e: Exception, what: str) -> Finding:
             message = json.loads(body).get("message") or message
         except (ValueError, AttributeError):
             message = str(body)
+    return message
+
+
+def _finding(t: Target, message: str) -> Finding:
     return Finding(
         "live",
-        f"{what} by the API server: {message}",
+        message,
         env=t.env,
         app=t.app,
         file=t.doc.source,
@@ -239,7 +235,7 @@ def _ensure_namespaces(cluster: Cluster, targets: list[Target], declared: set[st
         try:
             cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         except ApiException as e:
-            findings.append(_finding(t, e, f"namespace {ns} could not be created"))
+            findings.append(_finding(t, f"namespace {ns} could not be created by the API server: {_api_message(e)}"))
     for ns in sorted(set(needed) | declared):
         # kube-controller-manager gives every namespace a `default` ServiceAccount, and Pod admission needs it;
         # a bare API server has no controller-manager, so stand in for it.

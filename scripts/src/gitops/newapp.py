@@ -39,10 +39,9 @@ from importlib import util as importlib_util
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from gitops import gitutil, release
+from gitops import gitutil, release, yamlio
 from gitops import repo as repomodel
 from gitops.errors import GitopsError
 
@@ -129,7 +128,7 @@ def _description(app_dir: Path) -> str:
 
 
 def _chart_port(chart: Path) -> int:
-    values = _rt().load((chart / "values.yaml").read_text()) or {}
+    values = yamlio.round_trip().load((chart / "values.yaml").read_text()) or {}
     port = (values.get("service") or {}).get("port")
     if not isinstance(port, int):
         raise GitopsError(f"{chart}/values.yaml: service.port must be a number (the port the server listens on)")
@@ -240,18 +239,9 @@ def check_spec(spec: AppSpec) -> None:
 # --- YAML ---------------------------------------------------------------------------------------------------------
 
 
-def _rt() -> YAML:
-    """Round-trip YAML in the repository's layout: comments, order and quoting survive an edit."""
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    y.width = 4096  # never re-wrap a long comment or value
-    y.indent(mapping=2, sequence=4, offset=2)
-    return y
-
-
 def _dump(data: Any) -> str:
     out = io.StringIO()
-    _rt().dump(data, out)
+    yamlio.round_trip().dump(data, out)
     return out.getvalue()
 
 
@@ -276,7 +266,7 @@ def overlay_text(template_text: str | None, host: str, file: str) -> str:
     differs: replicas, resources, autoscaling), with the new app's hostname."""
     if not template_text:
         return _dump(_commented({"hostnames": [host]}))
-    data = _rt().load(template_text)
+    data = yamlio.round_trip().load(template_text)
     if not isinstance(data, dict):
         raise GitopsError(f"{file}: expected a mapping of Helm values")
     hosts = data.get("hostnames")
@@ -308,7 +298,7 @@ def add_listener(text: str, file: str, name: str, host: str, secret: str) -> str
 
     One listener per hostname is how the platform gets a certificate per host from cert-manager (ADR 0001).
     """
-    data = _rt().load(text)
+    data = yamlio.round_trip().load(text)
     listeners = (data.get("spec") or {}).get("listeners") if isinstance(data, dict) else None
     if not isinstance(listeners, list):
         raise GitopsError(f"{file}: expected a Gateway with spec.listeners")
@@ -352,7 +342,7 @@ def _argocd_domain(root: Path, cluster: str) -> str | None:
     path = root / "clusters" / cluster / "argocd-values.yaml"
     if not cluster or not path.is_file():
         return None
-    data = _rt().load(path.read_text()) or {}
+    data = yamlio.round_trip().load(path.read_text()) or {}
     domain = (data.get("global") or {}).get("domain")
     return str(domain) if domain else None
 
@@ -381,7 +371,7 @@ def current_owner(app_dir: Path) -> str:
     """The owner in the app's catalog entry, kept when the entry is regenerated; the default for a new app."""
     path = app_dir / CATALOG_FILE
     if path.is_file():
-        data = _rt().load(path.read_text()) or {}
+        data = yamlio.round_trip().load(path.read_text()) or {}
         owner = (data.get("spec") or {}).get("owner") if isinstance(data, dict) else None
         if isinstance(owner, str) and owner:
             return owner

@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
-from gitops import gitutil
+from gitops import gitutil, yamlio
 from gitops.errors import GitopsError
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -56,17 +55,9 @@ class Pins:
         return asdict(self)
 
 
-def _yaml() -> YAML:
-    y = YAML(typ="rt")
-    y.preserve_quotes = True
-    y.width = 4096  # never re-wrap a long comment or value
-    y.indent(mapping=2, sequence=4, offset=2)
-    return y
-
-
 def _load(text: str, file: str) -> Any:
     try:
-        data = _yaml().load(text)
+        data = yamlio.round_trip().load(text)
     except YAMLError as e:
         raise GitopsError(f"{file}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
@@ -125,7 +116,7 @@ def update(text: str, pins: Pins, file: str) -> str:
             continue  # untouched keys keep their exact bytes
         mapping[key] = DoubleQuotedScalarString(value) if value == "" else _like(old, value)
     out = io.StringIO()
-    _yaml().dump(data, out)
+    yamlio.round_trip().dump(data, out)
     return out.getvalue()
 
 

@@ -36,14 +36,3 @@ def mint_token(kubeconfig: Path, namespace: str, service_account: str, seconds: 
     api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
     req = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds))
     return api.create_namespaced_service_account_token(service_account, namespace, req).status.token
-
-
-@pytest.fixture(scope="session")
-def service_account_kubeconfig(kube_cluster: LocalControlPlane):
-    """Factory: (namespace, service account, path) -> kubeconfig holding a fresh TokenRequest token."""
-
-    def make(namespace: str, service_account: str, path: Path) -> Path:
-        token = mint_token(kube_cluster.kubeconfig, namespace, service_account)
-        return kube_cluster.token_kubeconfig(path, token)
-
-    return make

@@ -39,6 +39,16 @@ def _yaml() -> YAML:
     return y
 
 
+def round_trip() -> YAML:
+    """For files the tools edit (release pins, overlays, the Gateway): comments, key order and quoting survive, in
+    the repository's layout. A fresh instance per call, for the same thread-safety reason as above."""
+    y = _yaml()
+    y.preserve_quotes = True
+    y.width = 4096  # never re-wrap a long comment or value
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
 def _error(file: str, e: YAMLError) -> YamlError:
     if isinstance(e, MarkedYAMLError):
         mark = e.problem_mark or e.context_mark

@@ -49,6 +49,33 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def spawn_logged(
+    argv: list[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    die_with_parent: bool = True,
+) -> subprocess.Popen:
+    """Start a long-running child whose output is appended to ``log``.
+
+    Its own session: a Ctrl-C in the terminal reaches only us, and we stop the children in order (``terminate``).
+    ``die_with_parent``: killed if we are, even by SIGKILL; off only for `gitops cluster up`, which outlives itself.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
+        )
+
+
 @dataclass
 class Process:
     name: str
@@ -116,7 +143,7 @@ class LocalControlPlane:
 
     def stop(self, remove: bool = True) -> None:
         for proc in reversed(self.processes):
-            _terminate(proc.pid)
+            terminate(proc.pid)
         self.processes.clear()
         if remove:
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -215,16 +242,7 @@ class LocalControlPlane:
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = self._log(name)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop them in order
-                preexec_fn=_die_with_parent if self.attached else None,
-            )
+        proc = spawn_logged(argv, log, die_with_parent=self.attached)
         self.processes.append(Process(name, proc.pid, log))
 
     def _check_alive(self) -> None:
@@ -311,7 +329,7 @@ def write_kubeconfig(path: Path, *, server: str, ca_file: Path, user: dict, name
     return path
 
 
-def _terminate(pid: int, grace: float = 5.0) -> None:
+def terminate(pid: int, grace: float = 5.0) -> None:
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -344,6 +362,6 @@ def stop_from_state(data_dir: Path) -> bool:
         return False
     state = json.loads(state_file.read_text())
     for proc in reversed(state["processes"]):
-        _terminate(proc["pid"])
+        terminate(proc["pid"])
     shutil.rmtree(data_dir, ignore_errors=True)
     return True

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops.cluster import _die_with_parent, _terminate
+from gitops.cluster import spawn_logged, terminate
 from gitops.errors import GitopsError
 
 
@@ -45,19 +45,8 @@ class Processes:
     children: list[Child] = field(default_factory=list)
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Child:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        proc = spawn_logged(argv, log, env=env, cwd=cwd)
         child = Child(name, proc, log)
         self.children.append(child)
         return child
@@ -86,7 +75,7 @@ class Processes:
     def stop(self) -> None:
         for child in reversed(self.children):
             if child.proc.poll() is None:
-                _terminate(child.proc.pid)
+                terminate(child.proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.proc.wait(timeout=1)
         self.children.clear()

@@ -2,7 +2,8 @@
 (`argocd admin settings resource-overrides health`, the same Lua VM as the application controller), with argocd-cm as
 the argo-cd chart writes it from `configs.cm`.
 
-The Application check makes the root's and the platform's sync waves wait until
+The HorizontalPodAutoscaler check is Argo CD's built-in one except for the state every rollout passes through (no
+pod has a whole metrics window yet); the Application check makes the root's and the platform's sync waves wait until
 each child has synced what it should run.
 """
 
@@ -16,6 +17,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTERS = sorted(p.parent.name for p in (REPO / "clusters").glob("*/argocd-values.yaml"))
+NO_WINDOW = (
+    "the HPA was unable to compute the replica count: failed to get cpu utilization: did not receive metrics for "
+    "targeted pods (pods might be unready)"
+)
+ABLE = {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale", "message": "recommended size matches"}
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +63,67 @@ def health(argocd: Path, tmp_path: Path, obj: dict, cluster: str = CLUSTERS[0]) 
     assert proc.returncode == 0, proc.stderr[-2000:]
     fields = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
     return fields["STATUS"], fields.get("MESSAGE", "")
+
+
+def hpa(*conditions: dict) -> dict:
+    doc = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "pod-details", "namespace": "apps-prod"},
+        "spec": {"maxReplicas": 100, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}},
+    }
+    if conditions:
+        doc["status"] = {"conditions": list(conditions)}
+    return doc
+
+
+def scaling_active(status: str, reason: str, message: str) -> dict:
+    return {"type": "ScalingActive", "status": status, "reason": reason, "message": message}
+
+
+def test_an_hpa_whose_new_pods_have_no_metrics_window_yet_is_healthy(argocd, tmp_path):
+    status, message = health(argocd, tmp_path, hpa(ABLE, scaling_active("False", "FailedGetResourceMetric", NO_WINDOW)))
+    assert status == "Healthy"
+    assert message.startswith("replicas held until the new pods have a metrics window") and NO_WINDOW in message
+
+
+@pytest.mark.parametrize(
+    ("condition", "reason"),
+    [
+        (
+            scaling_active(
+                "False",
+                "FailedGetResourceMetric",
+                "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to get "
+                "metrics for resource cpu: no metrics returned from resource metrics API",
+            ),
+            "no metrics returned from resource metrics API",
+        ),
+        (
+            scaling_active(
+                "False",
+                "FailedGetResourceMetric",
+                "the HPA was unable to compute the replica count: failed to get cpu utilization: missing request for "
+                "cpu in container pod-details of Pod pod-details-1",
+            ),
+            "missing request for cpu",
+        ),
+        (scaling_active("False", "InvalidSelector", "the HPA target's scale is missing a selector"), "selector"),
+        (
+            {"type": "AbleToScale", "status": "False", "reason": "FailedGetScale", "message": "deployments not found"},
+            "deployments not found",
+        ),
+    ],
+)
+def test_an_hpa_that_cannot_get_metrics_or_scale_is_degraded_as_upstream(argocd, tmp_path, condition, reason):
+    status, message = health(argocd, tmp_path, hpa(ABLE, condition))
+    assert (status, reason in message) == ("Degraded", True)
+
+
+def test_an_hpa_that_scales_is_healthy_and_one_without_status_progressing(argocd, tmp_path):
+    valid = scaling_active("True", "ValidMetricFound", "the HPA was able to compute the replica count")
+    assert health(argocd, tmp_path, hpa(ABLE, valid)) == ("Healthy", ABLE["message"])
+    assert health(argocd, tmp_path, hpa()) == ("Progressing", "Waiting to Autoscale")
 
 
 A, B = "a" * 40, "b" * 40

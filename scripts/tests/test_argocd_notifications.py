@@ -10,7 +10,6 @@ the real controller against real clusters; these cases pin each state down in a 
 
 from __future__ import annotations
 
-import base64
 import copy
 import subprocess
 from pathlib import Path
@@ -58,12 +57,7 @@ def config(tmp_path: Path, github: GitHubAPI) -> Path:
     assert n.enabled and n.github_authorization
     github.authorizations.add(n.github_authorization)
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-notifications-cm"}, "data": n.cm}
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": n.secret_name},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in n.secret.items()},
-    }
+    secret = n.secret_manifest("argocd")
     (tmp_path / "cm.yaml").write_text(yaml.safe_dump(cm))
     (tmp_path / "secret.yaml").write_text(yaml.safe_dump(secret))
     (tmp_path / "kubeconfig").write_text(

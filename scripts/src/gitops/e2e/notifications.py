@@ -14,6 +14,7 @@ never in git) is created here with a generated value per referenced key.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -94,6 +95,16 @@ class Notifications:
                 f"Secret {self.secret_name} (out of band in a real cluster): generated "
                 + ", ".join(sorted(self.secret))
             )
+
+    def secret_manifest(self, namespace: str) -> dict:
+        """The Secret the services' ``$key`` references read, with the generated values."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": self.secret_name, "namespace": namespace},
+            "type": "Opaque",
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in self.secret.items()},
+        }
 
 
 def _text(value) -> str:

@@ -178,3 +178,26 @@ def test_a_copy_of_the_trigger_without_the_image_check_would_have_fired_early(ar
     (config / "cm.yaml").write_text(yaml.safe_dump(cm))
     out = admin(argocd, config, application(compared=OLD, synced=OLD), "trigger", "run", "on-dev-healthy")
     assert out.strip().splitlines()[-1].split()[-1] == "true"
+
+
+def test_prod_runs_no_notifications_controller_as_its_values_say():
+    values = [yaml.safe_load(p.read_text()) for p in (VALUES[0], REPO / "clusters/aks-prod/argocd-values.yaml")]
+    assert not Notifications.from_values(values, "http://127.0.0.1:1", "clusters/aks-prod/argocd-values.yaml").enabled
+
+
+@pytest.mark.parametrize(
+    ("notifiers", "message"),
+    [
+        ({"service.webhook.chat": "url: https://chat.example.com/hook\n"}, "is not GitHub's API"),
+        ({"service.slack": "token: $slack-token\n"}, "stands in only for GitHub's API behind a webhook service"),
+    ],
+)
+def test_a_service_the_e2e_cannot_stand_in_for_is_refused_naming_the_values_key(notifiers, message):
+    from gitops.e2e.notifications import NotificationsConfigError
+
+    values = {"notifications": {"notifiers": notifiers}}
+    with pytest.raises(NotificationsConfigError) as e:
+        Notifications.from_values([values], "http://127.0.0.1:1", "clusters/x/argocd-values.yaml")
+    key = next(iter(notifiers))
+    assert str(e.value).startswith(f"clusters/x/argocd-values.yaml: notifications.notifiers.{key}: ")
+    assert message in str(e.value)

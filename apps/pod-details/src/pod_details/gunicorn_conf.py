@@ -10,6 +10,8 @@ work at import — in the master, before the app is loaded:
   there, so workers start with the pod already read (that first API call delays start by at most
   KUBE_TIMEOUT_SECONDS). `gc.freeze()` before fork keeps the collector from writing to (and so copying) those
   shared pages in every worker.
+- With tracing switched on by OTEL_* variables, starts each worker's span exporter after fork (its thread would not
+  survive the fork) and flushes it when the worker exits; see tracing.py.
 - Hooks the master's SIGTERM so readiness goes off and traffic drains before gunicorn's graceful stop; see
   shutdown.py for the sequence. The termination grace period must exceed DRAIN_SECONDS + GRACEFUL_TIMEOUT_SECONDS.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from pod_details import logs, shutdown
+from pod_details import logs, shutdown, tracing
 from pod_details.settings import Settings, SettingsError
 
 try:
@@ -110,12 +112,14 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 def post_fork(server: Any, worker: Any) -> None:
     shutdown.reset_in_worker()
+    tracing.start(_settings)  # the exporter's thread belongs to the worker; nothing happens when tracing is off
 
 
 def worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)  # None when the worker failed before loading the app
     if app is not None:
         app.extensions["pod_details.access_log"].flush()
+    tracing.shutdown()
 
 
 def child_exit(server: Any, worker: Any) -> None:

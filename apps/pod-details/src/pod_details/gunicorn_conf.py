@@ -60,7 +60,8 @@ _metrics_path, _metrics_path_owned = _metrics_dir(_settings.metrics_dir)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_path)
 
 bind = [_settings.bind]
-worker_class = "gthread"
+# gunicorn's gthread worker, answering its own errors (400, 414, 431) as problem details: see worker.py.
+worker_class = "pod_details.worker.ThreadWorker"
 workers = _settings.web_concurrency
 threads = _settings.threads
 preload_app = True  # required: the drain flag must be created before workers fork (shutdown.py)

@@ -231,8 +231,8 @@ def test_dev_renders_a_fixed_single_replica_without_autoscaler_or_budget():
     assert "HorizontalPodAutoscaler" not in kinds(docs)
     assert "PodDisruptionBudget" not in kinds(docs)
     assert one(docs, "Deployment")["spec"]["replicas"] == 1
-    assert container(docs)["resources"]["requests"] == {"cpu": "50m", "memory": "50M"}
-    assert set(container(docs)["resources"]["limits"]) == {"cpu", "memory"}
+    assert container(docs)["resources"]["requests"] == {"cpu": "50m", "memory": "50M", "ephemeral-storage": "32Mi"}
+    assert set(container(docs)["resources"]["limits"]) == {"cpu", "memory", "ephemeral-storage"}
 
 
 def test_prod_leaves_replicas_to_the_autoscaler():
@@ -394,7 +394,7 @@ def test_test_pod_is_pinned_restricted_and_checks_health():
     assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    assert set(c["resources"]["limits"]) == {"cpu", "memory"}
+    assert set(c["resources"]["limits"]) == {"cpu", "memory", "ephemeral-storage"}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -93,14 +93,15 @@ def start_gunicorn(
     cwd: Path = PROJECT,
     wait: bool = True,
     config: str = "pod_details.gunicorn_conf",
+    app: str = "pod_details.wsgi:app",
 ) -> Server:
-    """gunicorn with the service's config module, or with `config`: a module of this package built on it."""
+    """gunicorn with the service's config module and app, or with `config` / `app` from this package built on them."""
     port = free_port()
     full_env = service_env({"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers), **(env or {})})
-    if config.startswith(f"{__package__}."):
+    if config.startswith(f"{__package__}.") or app.startswith(f"{__package__}."):
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SUPPORT.parent), full_env.get("PYTHONPATH")]))
     exe = gunicorn or tool("gunicorn", "run `make setup`")
-    cmd = [str(exe), "--config", f"python:{config}", "pod_details.wsgi:app"]
+    cmd = [str(exe), "--config", f"python:{config}", app]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             cmd, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -58,15 +58,14 @@ def test_off_by_default_a_worker_never_imports_opentelemetry(serve: Serve, tmp_p
     assert [m for m in modules if m.startswith("opentelemetry")] == []
 
 
-def access_line(server: Server, request_id: str) -> dict[str, object]:
+def log_line(server: Server, predicate: Callable[[dict[str, object]], bool], what: str) -> dict[str, object]:
+    """The first JSON log line that satisfies `predicate`, waiting for the batched access lines to come out."""
     deadline = time.monotonic() + 10
     while True:
         for text in server.logs().splitlines():
-            if text.startswith("{") and request_id in text:
-                line = json.loads(text)
-                if line.get("request_id") == request_id:
-                    return line
-        assert time.monotonic() < deadline, f"no access line for {request_id}:\n{server.logs()}"
+            if text.startswith("{") and predicate(line := json.loads(text)):
+                return line
+        assert time.monotonic() < deadline, f"no log line {what}:\n{server.logs()}"
         time.sleep(0.1)
 
 
@@ -110,7 +109,7 @@ def test_a_request_and_its_kubernetes_call_are_one_trace(
     time.sleep(0.5)
     assert {s.name for s in receiver.spans} == {server_span.name, client_span.name}
 
-    line = access_line(server, "traced-1")
+    line = log_line(server, lambda line: line.get("request_id") == "traced-1", "for request traced-1")
     assert (line["trace_id"], line["span_id"]) == (CALLER_TRACE, server_span.span_id)
     assert any(m.startswith("opentelemetry.sdk") for m in worker_modules(server, probe))
 
@@ -133,6 +132,15 @@ def test_traceparent_goes_on_to_the_apiserver(
     (client_span,) = [s for s in spans if s.kind == "CLIENT"]
     assert misbehaving.headers[-1].get("traceparent") == f"00-{CALLER_TRACE}-{client_span.span_id}-01"
     assert "traceparent" not in misbehaving.headers[0], "the master's warm-up read was not traced"
+
+    # A line the app logs while serving a traced request names the trace and the request's span too.
+    misbehaving.fail_status = 500
+    time.sleep(1.2)
+    assert server.get("/api/v1/details", headers={"traceparent": TRACEPARENT}).json()["stale"] is True
+    spans = receiver.wait_for(lambda s: len([x for x in s if x.kind == "SERVER"]) == 2)
+    failed_request = [s for s in spans if s.kind == "SERVER"][-1]
+    warning = log_line(server, lambda line: line["message"] == "reading the pod failed", "about the failed read")
+    assert (warning["trace_id"], warning["span_id"]) == (CALLER_TRACE, failed_request.span_id)
 
 
 @pytest.mark.parametrize(

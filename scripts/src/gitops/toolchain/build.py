@@ -258,6 +258,7 @@ def build(names: list[str] | None = None, force: bool = False) -> list[tuple[Too
     if unknown:
         raise BuildFailed(f"unknown tool(s) {', '.join(unknown)}; pinned: {', '.join(sorted(pinned))}")
     results = []
+    built, started = [], time.monotonic()
     with exclusive():
         for name in wanted:
             tool = pinned[name]
@@ -267,5 +268,8 @@ def build(names: list[str] | None = None, force: bool = False) -> list[tuple[Too
                     build_one(tool)
                 except BuildFailed as e:
                     raise BuildFailed(f"{e}\n\nretry with: .venv/bin/gitops tools build {name}") from None
+                built.append(name)
             results.append((tool, stamp.read_text().strip()))
+    if built:  # the figure CI's time budget is checked against
+        log(f"built {len(built)} tool(s) in {time.monotonic() - started:.0f}s: {', '.join(built)}")
     return results

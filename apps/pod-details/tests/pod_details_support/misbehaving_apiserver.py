@@ -132,14 +132,22 @@ def running(host: str = "127.0.0.1") -> Iterator[MisbehavingApiserver]:
             pass  # clients that gave up are what some tests are about
 
     server = Server((host, 0), Handler)
-    server.daemon_threads = True
     state = MisbehavingApiserver(url=f"http://{host}:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="misbehaving-apiserver", daemon=True)
-    thread.start()
+    with serving(server, "misbehaving-apiserver"):
+        try:
+            yield state
+        finally:
+            state._stop.set()
+
+
+@contextmanager
+def serving(server: ThreadingHTTPServer, name: str) -> Iterator[None]:
+    """Serve on a thread of this process for the duration of the block; then stop and close the server."""
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), name=name, daemon=True).start()
     try:
-        yield state
+        yield
     finally:
-        state._stop.set()
         server.shutdown()
         server.server_close()
 

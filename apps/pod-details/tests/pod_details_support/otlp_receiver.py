@@ -21,6 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
+from pod_details_support.misbehaving_apiserver import serving
+
 
 @dataclass(frozen=True)
 class Span:
@@ -115,12 +117,6 @@ def running() -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
     state = Receiver(endpoint=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="otlp-receiver", daemon=True)
-    thread.start()
-    try:
+    with serving(server, "otlp-receiver"):
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -94,9 +94,9 @@ def kinds(docs) -> list[str]:
     return sorted(d["kind"] for d in docs)
 
 
-def one(docs, kind: str) -> dict:
-    found = [d for d in docs if d["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+def one(docs, kind: str, name: str | None = None) -> dict:
+    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {len(found)}"
     return found[0]
 
 
@@ -238,8 +238,8 @@ def test_dev_renders_a_fixed_single_replica_without_autoscaler_or_budget():
     assert "HorizontalPodAutoscaler" not in kinds(docs)
     assert "PodDisruptionBudget" not in kinds(docs)
     assert one(docs, "Deployment")["spec"]["replicas"] == 1
-    assert container(docs)["resources"]["requests"] == {"cpu": "50m", "memory": "50M"}
-    assert set(container(docs)["resources"]["limits"]) == {"cpu", "memory"}
+    assert container(docs)["resources"]["requests"] == {"cpu": "50m", "memory": "50M", "ephemeral-storage": "32Mi"}
+    assert set(container(docs)["resources"]["limits"]) == {"cpu", "memory", "ephemeral-storage"}
 
 
 def test_prod_leaves_replicas_to_the_autoscaler():
@@ -343,7 +343,7 @@ def test_role_reads_pods_and_nothing_else():
 
 def test_network_policy_admits_gateway_and_monitoring_and_egresses_to_dns_and_apiserver():
     docs = render("dev")
-    policy = one(docs, "NetworkPolicy")["spec"]
+    policy = one(docs, "NetworkPolicy", APP)["spec"]
     assert policy["podSelector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     (ingress,) = policy["ingress"]
@@ -369,7 +369,7 @@ def test_network_policy_is_configurable():
         "--set", "networkPolicy.apiServer.cidrs={10.1.0.0/28}",
         "--set", "networkPolicy.apiServer.ports={443}",
     )  # fmt: skip
-    policy = one(docs, "NetworkPolicy")["spec"]
+    policy = one(docs, "NetworkPolicy", APP)["spec"]
     assert policy["ingress"][0]["from"][0] == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}
     }
@@ -384,7 +384,7 @@ def test_test_pod_is_outside_the_service_and_inside_the_network_policy():
     pod = one(docs, "Pod")
     service_selector = one(docs, "Service")["spec"]["selector"]
     assert not service_selector.items() <= pod["metadata"]["labels"].items()
-    allowed = one(docs, "NetworkPolicy")["spec"]["ingress"][0]["from"]
+    allowed = one(docs, "NetworkPolicy", APP)["spec"]["ingress"][0]["from"]
     assert any(
         "podSelector" in p and p["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
         for p in allowed
@@ -401,7 +401,7 @@ def test_test_pod_is_pinned_restricted_and_checks_health():
     assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    assert set(c["resources"]["limits"]) == {"cpu", "memory"}
+    assert set(c["resources"]["limits"]) == {"cpu", "memory", "ephemeral-storage"}
 
 
 @pytest.mark.parametrize("env", ENVS)

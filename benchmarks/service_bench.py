@@ -17,7 +17,10 @@ Prints one JSON object per line, one per figure:
 - p99 of /api/v1/details paced at ~80% of its peak (wrk paced with a Lua delay(): plain wrk has no rate option);
 - total PSS of the gunicorn master and workers after the run (/proc/PID/smaps_rollup);
 - the Kubernetes API calls made during the whole run (from the service's /metrics, and the pod GETs the apiserver's
-  own /metrics counted) next to the requests served.
+  own /metrics counted) next to the requests served;
+- the same service with tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set, every trace sampled, every span exported to an
+  OTLP/HTTP sink in this process): its peak /api/v1/details and PSS, and the ratios to the service with tracing off
+  (the default, which must not move: compare `details_vs_baseline` and `pss_mb` with a run before the change).
 
 Needs `wrk` (apt-get install wrk) and the control plane's binaries (`make tools`); installs nothing.
 Usage: .venv/bin/python benchmarks/service_bench.py [--check]
@@ -35,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -245,6 +249,33 @@ def apiserver_pod_gets(cp: LocalControlPlane) -> float:
     return total
 
 
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that accepts every export and discards it: the exporter's cost, not a collector's."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Sink(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")  # an empty ExportTraceServiceResponse
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10, help="length of each measured wrk run")
@@ -272,6 +303,14 @@ def main() -> int:
                 "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
             }
             service_args = ["--config", "python:pod_details.gunicorn_conf", "pod_details.wsgi:app"]
+            # Tracing on, at its most expensive: every trace sampled, and a queue that drops nothing under load.
+            traced_env = {
+                **service_env,
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics-traced"),
+                "OTEL_TRACES_SAMPLER": "always_on",
+                "OTEL_BSP_MAX_QUEUE_SIZE": "65536",
+                "OTEL_BSP_SCHEDULE_DELAY": "500",
+            }
             # The baseline gets gunicorn's defaults plus the service's worker model; no access log, no hooks.
             baseline_args = ["--worker-class", "gthread", "--workers", "1", "--threads", "8", "bare_app:app"]
             with (
@@ -310,7 +349,8 @@ def main() -> int:
                     errors=at80.errors,
                 )
                 pids = process_tree(service_pid)
-                emit("pss_mb", sum(pss_kb(p) for p in pids) / 1024, "MB", processes=len(pids))
+                pss = sum(pss_kb(p) for p in pids) / 1024
+                emit("pss_mb", pss, "MB", processes=len(pids))
                 served = scrape_sum(service, "pod_details_http_requests_total")
                 calls = scrape_sum(service, "pod_details_kubernetes_api_requests_total")
                 emit(
@@ -320,6 +360,41 @@ def main() -> int:
                     http_requests_served=int(served),
                     apiserver_saw=int(apiserver_pod_gets(cp)),
                 )
+
+                # Tracing on, next to the same service with it off: interleaved rounds again, and both PSS read at
+                # the same moment (pages shared with the other processes are then split the same way for both).
+                with (
+                    otlp_sink() as sink,
+                    gunicorn(
+                        service_args, {**traced_env, "OTEL_EXPORTER_OTLP_ENDPOINT": sink}, APP, tmp / "traced.log"
+                    ) as (traced, traced_pid),
+                ):
+                    pair = peaks(
+                        {
+                            "details": (service + "/api/v1/details", service_pid),
+                            "details_traced": (traced + "/api/v1/details", traced_pid),
+                        },
+                        args.seconds,
+                        args.connections,
+                        args.rounds,
+                    )
+                    off, on = pair["details"], pair["details_traced"]
+                    emit("details_traced_rps", on.rps, "req/s", connections=args.connections, errors=on.errors)
+                    emit("details_traced_p99_ms", on.p99_ms, "ms")
+                    emit("details_traced_cpu_us_per_request", on.cpu_us_per_request, "us")
+                    emit("details_traced_vs_untraced", on.rps / off.rps, "ratio", untraced_rps=round(off.rps, 1))
+                    emit("details_traced_vs_untraced_by_cpu", off.cpu_us_per_request / on.cpu_us_per_request, "ratio")
+                    untraced_pss = sum(pss_kb(p) for p in process_tree(service_pid)) / 1024
+                    traced_pids = process_tree(traced_pid)
+                    traced_pss = sum(pss_kb(p) for p in traced_pids) / 1024
+                    emit(
+                        "pss_traced_mb",
+                        traced_pss,
+                        "MB",
+                        processes=len(traced_pids),
+                        untraced_alongside_mb=round(untraced_pss, 1),
+                        more_than_untraced_mb=round(traced_pss - untraced_pss, 1),
+                    )
     return 0
 
 

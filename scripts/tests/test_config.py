@@ -79,7 +79,8 @@ def template_args(env: str, *extra: str) -> list[str]:
 
 @cache
 def render(env: str, *extra: str) -> tuple[dict, ...]:
-    """The chart as Argo CD renders it for ``env``: the overlay, then the image from release.yaml."""
+    """The chart on main with ``env``'s overlay and the image from its release.yaml: what dev runs, and what prod
+    runs after its next promotion (prod's current copy is checked by `gitops validate`, test_validate.py)."""
     return tuple(d for d in yaml.safe_load_all(helm(*template_args(env, *extra)).stdout) if d)
 
 
@@ -93,9 +94,9 @@ def kinds(docs) -> list[str]:
     return sorted(d["kind"] for d in docs)
 
 
-def one(docs, kind: str) -> dict:
-    found = [d for d in docs if d["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+def one(docs, kind: str, name: str | None = None) -> dict:
+    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {len(found)}"
     return found[0]
 
 
@@ -109,9 +110,15 @@ def kubeconform(paths: list[str], stdin: str | None = None) -> subprocess.Comple
 
 
 def manifests(root: Path) -> list[Path]:
-    """Kubernetes manifests under root: everything but the data files (values, releases, env and cluster forms)."""
+    """Kubernetes manifests under root: everything but the data files (values, releases, env and cluster forms) and
+    the charts promoted into environments (templates, checked once rendered: test_validate.py)."""
     data = {"argocd-values.yaml", "cluster.yaml", "env.yaml", "release.yaml", "values.yaml", "promotion.yaml"}
-    return sorted(p for p in root.rglob("*.yaml") if p.name not in data)
+    charts = {p.parent for p in root.rglob("Chart.yaml")}
+    return sorted(
+        p
+        for p in root.rglob("*.yaml")
+        if p.name not in data and not any(c in p.parents or c == p.parent for c in charts)
+    )
 
 
 def applications(path: Path) -> list[dict]:
@@ -231,8 +238,8 @@ def test_dev_renders_a_fixed_single_replica_without_autoscaler_or_budget():
     assert "HorizontalPodAutoscaler" not in kinds(docs)
     assert "PodDisruptionBudget" not in kinds(docs)
     assert one(docs, "Deployment")["spec"]["replicas"] == 1
-    assert container(docs)["resources"]["requests"] == {"cpu": "50m", "memory": "50M"}
-    assert set(container(docs)["resources"]["limits"]) == {"cpu", "memory"}
+    assert container(docs)["resources"]["requests"] == {"cpu": "50m", "memory": "50M", "ephemeral-storage": "32Mi"}
+    assert set(container(docs)["resources"]["limits"]) == {"cpu", "memory", "ephemeral-storage"}
 
 
 def test_prod_leaves_replicas_to_the_autoscaler():
@@ -336,7 +343,7 @@ def test_role_reads_pods_and_nothing_else():
 
 def test_network_policy_admits_gateway_and_monitoring_and_egresses_to_dns_and_apiserver():
     docs = render("dev")
-    policy = one(docs, "NetworkPolicy")["spec"]
+    policy = one(docs, "NetworkPolicy", APP)["spec"]
     assert policy["podSelector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     (ingress,) = policy["ingress"]
@@ -362,7 +369,7 @@ def test_network_policy_is_configurable():
         "--set", "networkPolicy.apiServer.cidrs={10.1.0.0/28}",
         "--set", "networkPolicy.apiServer.ports={443}",
     )  # fmt: skip
-    policy = one(docs, "NetworkPolicy")["spec"]
+    policy = one(docs, "NetworkPolicy", APP)["spec"]
     assert policy["ingress"][0]["from"][0] == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}
     }
@@ -377,7 +384,7 @@ def test_test_pod_is_outside_the_service_and_inside_the_network_policy():
     pod = one(docs, "Pod")
     service_selector = one(docs, "Service")["spec"]["selector"]
     assert not service_selector.items() <= pod["metadata"]["labels"].items()
-    allowed = one(docs, "NetworkPolicy")["spec"]["ingress"][0]["from"]
+    allowed = one(docs, "NetworkPolicy", APP)["spec"]["ingress"][0]["from"]
     assert any(
         "podSelector" in p and p["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
         for p in allowed
@@ -394,7 +401,7 @@ def test_test_pod_is_pinned_restricted_and_checks_health():
     assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    assert set(c["resources"]["limits"]) == {"cpu", "memory"}
+    assert set(c["resources"]["limits"]) == {"cpu", "memory", "ephemeral-storage"}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -473,15 +480,20 @@ def test_env_form(env):
 @pytest.mark.parametrize("env", ENVS)
 def test_release_form(env):
     data = release(env)
-    assert set(data) == {"image", "chart"}
     assert set(data["image"]) == {"repository", "tag", "digest"}
     assert isinstance(data["image"]["tag"], str) and data["image"]["tag"] not in ("", "latest")
     assert re.fullmatch(r"(sha256:[a-f0-9]{64})?", data["image"]["digest"])
-    revision = data["chart"]["revision"]
     if env == ENVS[0]:
-        assert revision == "main" or re.fullmatch(r"[0-9a-f]{40}", revision)
+        assert set(data) == {"image"}, f"{env} runs apps/{APP}/chart on main: its release names the image only"
     else:
-        assert re.fullmatch(r"[0-9a-f]{40}", revision), f"{env} must pin chart.revision to a commit"
+        assert set(data) == {"image", "chart"} and set(data["chart"]) == {"commit", "tree"}
+        copy = REPO / "environments" / env / APP / "chart"
+        tree = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", f"{data['chart']['commit']}:apps/{APP}/chart"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert data["chart"]["tree"] == tree, f"{env}'s chart.tree is apps/{APP}/chart at chart.commit"
+        assert (copy / "Chart.yaml").is_file(), f"{env} runs its own copy of the chart"
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -508,8 +520,11 @@ def test_applicationset_follows_the_agreed_shape(env):
     assert app["destination"]["namespace"] == env_file(env)["namespace"]
     chart, values = app["sources"]
     assert chart["repoURL"] == values["repoURL"] == REPO_URL
-    assert chart["path"] == "apps/{{ .path.basename }}/chart"
-    assert chart["targetRevision"] == "{{ .chart.revision }}"
+    if env == ENVS[0]:
+        assert chart["path"] == "apps/{{ .path.basename }}/chart"
+    else:
+        assert chart["path"] == f"environments/{env}/{{{{ .path.basename }}}}/chart", "the promoted copy"
+    assert chart["targetRevision"] == "main", "every environment is read at main"
     assert chart["helm"]["valueFiles"] == [f"$values/environments/{env}/{{{{ .path.basename }}}}/values.yaml"]
     assert chart["helm"]["valuesObject"]["image"] == {
         "repository": "{{ .image.repository }}",
@@ -688,13 +703,15 @@ def test_upstream_sources_are_pinned_and_allowed(where, source):
 
 
 def test_yaml_passes_yamllint():
-    paths = [str(p) for p in (REPO / "environments", REPO / "platform", REPO / "clusters")]
-    paths += [str(CHART / "values.yaml"), str(CHART / "Chart.yaml")]
+    # Paths relative to the repository, as pre-commit passes them: .yamllint's ignore patterns are relative too.
+    paths = ["environments", "platform", "clusters"]
+    paths += [str((CHART / name).relative_to(REPO)) for name in ("values.yaml", "Chart.yaml")]
     proc = subprocess.run(
-        [sys.executable, "-m", "yamllint", "--strict", "-c", str(REPO / ".yamllint"), *paths],
+        [sys.executable, "-m", "yamllint", "--strict", "-c", ".yamllint", *paths],
         capture_output=True,
         text=True,
         check=False,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

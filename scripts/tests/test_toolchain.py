@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -73,6 +74,14 @@ def test_local_replaces_without_a_published_target_are_dropped():
     assert "replace" not in generic_gomod(tools()["etcd"], etcd, {})
 
 
+def test_a_tool_built_from_source_kept_here_is_keyed_by_that_source():
+    tool = tools()["grafana-dashboard-check"]
+    assert tool.source is not None and (tool.source / "main.go").is_file()
+    assert re.fullmatch(rf"{re.escape(tool.version)}-[0-9a-f]{{12}}", tool.build_key), tool.build_key
+    assert tool.home.name == tool.build_key  # an edited checker lands beside the old build, like a version bump
+    assert tools()["helm"].build_key == tools()["helm"].version
+
+
 def test_an_unbuilt_tool_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("GITOPS_TOOLCHAIN_CACHE", str(tmp_path))
     with pytest.raises(ToolMissing, match="run `make tools`"):
@@ -90,6 +99,9 @@ EXPECTED_VERSION_TEXT = {
     "argocd": "{version}",
     "actionlint": "{version}",
     "helm-docs": "{bare}",
+    "prometheus": "prometheus, version {release}",
+    "promtool": "promtool, version {release}",
+    "grafana-dashboard-check": "grafana-foundation-sdk {version}",
 }
 
 
@@ -99,7 +111,7 @@ def test_cached_binary_reports_the_pinned_version(name):
     binary = tool_path(name)
     out = subprocess.run([str(binary), *tool.version_args], capture_output=True, text=True, timeout=60)
     text = out.stdout + out.stderr
-    expected = EXPECTED_VERSION_TEXT[name].format(version=tool.version, bare=tool.bare_version)
+    expected = EXPECTED_VERSION_TEXT[name].format(version=tool.version, bare=tool.bare_version, release=tool.release)
     assert expected in text, f"{name} at {binary} reports {text.strip()!r}, pinned {tool.version}"
 
 

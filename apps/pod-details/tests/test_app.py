@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,7 @@ def test_version(client: FlaskClient) -> None:
 def test_details_local_mode_from_the_host(client: FlaskClient) -> None:
     body = client.get("/api/v1/details").json
     assert body["source"] == "local" and body["stale"] is False and body["fetched_at"]
+    assert 0 <= body["age_seconds"] <= body["app"]["uptime_seconds"] + 0.01  # read at start: as old as the process
     assert body["kubernetes"] == {"mode": "none", "reason": "no Kubernetes credentials (test)"}
     assert body["pod"]["name"] and body["pod"]["namespace"] is None
     assert body["app"]["commit"] == "deadbeef" and body["app"]["uptime_seconds"] >= 0
@@ -108,10 +110,15 @@ def test_details_from_the_api_then_stale_on_error() -> None:
         c.get("/api/v1/details")
     assert fake.calls == 1
 
+    assert body["age_seconds"] < 1
+
     fake.error = kube.FetchError("forbidden", "GET …/pods/web-7d9c-abcde: 403 pods is forbidden")
-    details_of(app).cache._next_refresh = 0  # expire it, as the TTL would
+    cache = details_of(app).cache
+    cache._next_refresh = 0  # expire it, as the TTL would
+    cache._snapshot = replace(cache._snapshot, fetched_clock=cache._snapshot.fetched_clock - 45)  # read 45 s ago
     body = c.get("/api/v1/details").json
     assert body["source"] == "kubernetes-api" and body["stale"] is True
+    assert 45 <= body["age_seconds"] < 46, "the age counts from the last good read, not the failed attempt"
     assert "403" in body["kubernetes"]["reason"]
     assert body["pod"]["owner"] == {"kind": "ReplicaSet", "name": "web-7d9c"}
 

@@ -50,6 +50,8 @@ def test_error_keeps_last_good_value_marked_stale_with_reason() -> None:
     stale = cache.get()
     assert stale.value == good.value and stale.fetched_at == good.fetched_at
     assert stale.stale and stale.error == "GET pod: 403 forbidden"
+    # The age keeps counting from the last good read while refreshes fail.
+    assert cache.age_seconds(stale) == 11
     # The next attempt waits a TTL: a failing apiserver is not hammered by every request.
     clock.now += 5
     assert cache.get().stale and fetch.calls == 2
@@ -57,6 +59,7 @@ def test_error_keeps_last_good_value_marked_stale_with_reason() -> None:
     clock.now += 6
     fresh = cache.get()
     assert fresh.value == {"n": 3} and not fresh.stale and fresh.error is None
+    assert cache.age_seconds(fresh) == 0
 
 
 def test_never_good_means_no_value_and_the_reason() -> None:

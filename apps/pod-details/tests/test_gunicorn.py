@@ -57,6 +57,52 @@ def test_endpoints_errors_and_headers(serve: Serve) -> None:
     assert requests.delete(server.url + "/api/v1/details", timeout=5).headers["Allow"] == "GET, HEAD"
 
 
+def raw_request(server: Server, data: bytes) -> requests.Response:
+    """Send bytes no HTTP client would, and parse the answer with the standard library."""
+    import http.client
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        response = requests.Response()
+        response.status_code = answer.status
+        response.headers.update(answer.getheaders())
+        response._content = answer.read()
+    return response
+
+
+def test_every_status_at_the_edges_is_a_problem_the_openapi_document_lists(serve: Serve) -> None:
+    """gunicorn's own refusals (400, 414, 431) look like the app's (404, 405, 413), and the document names them all."""
+    server = serve({"MAX_CONTENT_LENGTH": "100"})
+    details = server.url + "/api/v1/details"
+    answers = {
+        400: raw_request(server, b"GET /api/v1/details HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n"),
+        404: server.get("/missing"),
+        405: requests.delete(details, timeout=5),
+        413: requests.get(details, data=b"x" * 101, timeout=5),
+        414: server.get("/api/v1/details?q=" + "a" * 5000),
+        431: server.get("/api/v1/details", headers={f"X-Filler-{i}": "1" for i in range(101)}),
+    }
+    doc = server.get("/api/v1/openapi.json").json()
+    listed = set(doc["paths"]["/api/v1/details"]["get"]["responses"])
+    components = doc["components"]["responses"]
+    for status, response in answers.items():
+        assert response.status_code == status, (status, response.status_code, response.text)
+        assert response.headers["Content-Type"] == "application/problem+json", (status, response.headers)
+        body = response.json()
+        assert body["status"] == status and body["type"] == "about:blank", body
+        assert "<" not in body["detail"] and "Bad Header" not in response.text  # nothing of the request echoed
+        assert response.headers["X-Content-Type-Options"] == "nosniff" and response.headers["X-Request-ID"]
+        # 404 and 405 answer paths and methods the document does not list; it describes them as components.
+        assert str(status) in listed or status in (404, 405), f"GET /api/v1/details does not list {status}"
+    assert {"NotFound", "MethodNotAllowed"} <= set(components)
+    assert listed == {"200", "400", "413", "414", "431", "500"}
+    assert "/api/v1/details" in answers[413].json()["instance"] and "instance" not in answers[414].json()
+
+
 def test_request_id_echo_and_one_json_log_line_per_request(serve: Serve) -> None:
     server = serve()
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -101,7 +101,7 @@ def _dispatch(event: dict, path: Path, source: str) -> Request:
             what = "a string" if key == "digest" else "a non-empty string"
             raise GitopsError(f"{path}: `client_payload.image.{key}` must be {what}")
         parts[key] = value
-    reported = release.Pins(parts["repository"], parts["tag"], parts["digest"], revisions[0]).image
+    reported = release.Pins(parts["repository"], parts["tag"], parts["digest"]).image
     origin = f"repository_dispatch {expected_type} for {app} at {revisions[0][:12]}"
     return Request([app], revisions[0], reported, origin)
 

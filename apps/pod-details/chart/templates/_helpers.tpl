@@ -74,3 +74,26 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- toYaml .Values.hostnames }}
 {{- end }}
+
+{{/* Labels of the helm test pod: its component keeps it out of the Service; the NetworkPolicies select it by them. */}}
+{{- define "pod-details.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "pod-details.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end }}
+
+{{/* A NetworkPolicy egress rule to the cluster DNS, on port 53 over UDP and TCP. */}}
+{{- define "pod-details.dnsEgress" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ .Values.networkPolicy.dns.namespace }}
+      podSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicy.dns.podLabels | nindent 10 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- end }}

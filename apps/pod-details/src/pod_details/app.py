@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from flask import Flask
 
-from pod_details import details, health, instrumentation, kube, metrics, openapi, problems, security, version
+from pod_details import (
+    details,
+    health,
+    instrumentation,
+    kube,
+    metrics,
+    openapi,
+    problems,
+    security,
+    tracing,
+    version,
+)
 from pod_details.settings import Settings
 from pod_details.shutdown import DrainFlag
 
@@ -33,6 +44,7 @@ def create_app(settings: Settings, *, access: kube.Access | None = None) -> Flas
     instrumentation.init_app(app, app_metrics)
     security.init_app(app, settings.max_content_length)
     problems.init_app(app)
+    tracing.init_app(app, settings)  # does nothing, and imports nothing, unless OTEL_* variables switch it on
 
     for blueprint in (health.bp, details.bp, version.bp, metrics.bp, openapi.bp):
         app.register_blueprint(blueprint)

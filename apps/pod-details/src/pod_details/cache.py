@@ -30,11 +30,16 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class Snapshot(Generic[T]):
-    """What the cache holds: the last good value (or None), when it was fetched, and why the latest attempt failed."""
+    """What the cache holds: the last good value (or None), when it was fetched, and why the latest attempt failed.
+
+    `fetched_at` is wall-clock time for people; `fetched_clock` is the cache's own clock at that moment, for ages
+    that a wall-clock step cannot make negative.
+    """
 
     value: T | None
     fetched_at: datetime | None
     error: str | None
+    fetched_clock: float | None = None
 
     @property
     def stale(self) -> bool:
@@ -70,6 +75,12 @@ class TtlCache(Generic[T]):
         self._on_lookup("miss")
         return self._refresh()
 
+    def age_seconds(self, snapshot: Snapshot[T]) -> float | None:
+        """Seconds since the snapshot's value was fetched, or None when it holds none."""
+        if snapshot.fetched_clock is None:
+            return None
+        return max(0.0, self._clock() - snapshot.fetched_clock)
+
     def _refresh(self) -> Snapshot[T]:
         value: T | None = None
         error: str | None = None
@@ -82,9 +93,9 @@ class TtlCache(Generic[T]):
         with self._lock:
             previous = self._snapshot
             if error is None:
-                self._snapshot = Snapshot(value, datetime.now(UTC), None)
+                self._snapshot = Snapshot(value, datetime.now(UTC), None, self._clock())
             else:
-                self._snapshot = Snapshot(previous.value, previous.fetched_at, error)
+                self._snapshot = Snapshot(previous.value, previous.fetched_at, error, previous.fetched_clock)
             self._next_refresh = self._clock() + self._ttl
             self._refreshing = False
             return self._snapshot

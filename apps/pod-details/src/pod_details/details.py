@@ -4,7 +4,9 @@ Three sources, best first:
 - kubernetes-api: the pod read from the apiserver through the cache; `stale` when the latest refresh failed.
 - downward-api: identity from the Downward API variables, when the API was never reached (or cannot be).
 - local: outside Kubernetes, the host's name and address.
-`kubernetes.reason` says why the answer is not fresh API data, and is null when it is.
+`kubernetes.reason` says why the answer is not fresh API data, and is null when it is. `age_seconds` says how old the
+data is: `stale` turns true only once a refresh has failed, up to one TTL after the apiserver went away, while the
+age keeps growing from the last good read (for the Downward API and local sources, from the process's start).
 """
 
 from __future__ import annotations
@@ -57,18 +59,21 @@ class PodDetails:
     def view(self) -> dict[str, Any]:
         kubernetes: dict[str, Any] = {"mode": self._access.mode, "reason": self._access.reason}
         pod, source, stale, fetched_at = self._fallback, self._fallback_source, False, self._fallback_at
+        age: float | None = self._info.uptime_seconds()
         if self.cache is not None:
             snapshot = self.cache.get()
             kubernetes["reason"] = snapshot.error
             if snapshot.value is not None:
                 pod, source, stale = snapshot.value, "kubernetes-api", snapshot.stale
                 fetched_at = _iso(snapshot.fetched_at) if snapshot.fetched_at else None
+                age = self.cache.age_seconds(snapshot)
         return {
             "pod": pod,
             "app": {**self._info.as_dict(), "uptime_seconds": self._info.uptime_seconds()},
             "source": source,
             "stale": stale,
             "fetched_at": fetched_at,
+            "age_seconds": round(age, 3) if age is not None else None,
             "kubernetes": kubernetes,
         }
 

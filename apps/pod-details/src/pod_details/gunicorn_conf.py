@@ -10,6 +10,8 @@ work at import — in the master, before the app is loaded:
   there, so workers start with the pod already read (that first API call delays start by at most
   KUBE_TIMEOUT_SECONDS). `gc.freeze()` before fork keeps the collector from writing to (and so copying) those
   shared pages in every worker.
+- With tracing switched on by OTEL_* variables, starts each worker's span exporter after fork (its thread would not
+  survive the fork) and flushes it when the worker exits; see tracing.py.
 - Hooks the master's SIGTERM so readiness goes off and traffic drains before gunicorn's graceful stop; see
   shutdown.py for the sequence. The termination grace period must exceed DRAIN_SECONDS + GRACEFUL_TIMEOUT_SECONDS.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from pod_details import logs, shutdown
+from pod_details import logs, shutdown, tracing
 from pod_details.settings import Settings, SettingsError
 
 try:
@@ -58,7 +60,8 @@ _metrics_path, _metrics_path_owned = _metrics_dir(_settings.metrics_dir)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_path)
 
 bind = [_settings.bind]
-worker_class = "gthread"
+# gunicorn's gthread worker, answering its own errors (400, 414, 431) as problem details: see worker.py.
+worker_class = "pod_details.worker.ThreadWorker"
 workers = _settings.web_concurrency
 threads = _settings.threads
 preload_app = True  # required: the drain flag must be created before workers fork (shutdown.py)
@@ -110,12 +113,14 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 def post_fork(server: Any, worker: Any) -> None:
     shutdown.reset_in_worker()
+    tracing.start(_settings)  # the exporter's thread belongs to the worker; nothing happens when tracing is off
 
 
 def worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)  # None when the worker failed before loading the app
     if app is not None:
         app.extensions["pod_details.access_log"].flush()
+    tracing.shutdown()
 
 
 def child_exit(server: Any, worker: Any) -> None:

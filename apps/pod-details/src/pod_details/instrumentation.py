@@ -6,7 +6,8 @@ object rebuilding, no stack walk to find the logging call site).
 
 X-Request-ID is taken from the client (or a proxy) when it looks like an id — at most 128 characters from a safe set,
 so it cannot inject into logs or headers — and generated otherwise; either way it is echoed on the response. A W3C
-`traceparent` header is validated and its trace and parent ids are logged, tying this line to the caller's trace.
+`traceparent` header is validated and its trace and parent ids are logged, tying this line to the caller's trace;
+with tracing on (tracing.py), the line carries the trace id and the request's own span id instead.
 The route label is the matched URL rule's template, recorded by a hook once Flask has routed the request.
 """
 
@@ -22,6 +23,7 @@ from flask import Flask, request
 
 from pod_details.logs import AccessLog
 from pod_details.metrics import METHODS, UNMATCHED, Metrics
+from pod_details.tracing import TRACE
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # WSGI environ keys this module shares with the rest of the app.
@@ -105,9 +107,13 @@ class Instrumentation:
             "request_id": request_id,
             "remote_addr": environ.get("REMOTE_ADDR"),
         }
-        trace = parse_traceparent(environ.get("HTTP_TRACEPARENT"))
-        if trace:
-            fields["trace_id"], fields["parent_id"] = trace
+        span = environ.get(TRACE)
+        if span:  # tracing is on: this request's own span
+            fields["trace_id"], fields["span_id"] = span
+        else:
+            trace = parse_traceparent(environ.get("HTTP_TRACEPARENT"))
+            if trace:
+                fields["trace_id"], fields["parent_id"] = trace
         self._access_log.write(fields)
 
 

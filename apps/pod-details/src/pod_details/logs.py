@@ -18,10 +18,20 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 _RESERVED = ("time", "level", "logger", "message", "pid")
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+# Fields every line gets from the context it is written in (tracing.py sets it to the current trace and span ids
+# when tracing is on); None costs one comparison per line.
+_context_fields: Callable[[], dict[str, Any]] | None = None
+
+
+def set_context_fields(fields: Callable[[], dict[str, Any]] | None) -> None:
+    global _context_fields
+    _context_fields = fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,6 +50,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,  # which gunicorn worker (or the master) wrote it
         }
+        if _context_fields is not None:
+            doc.update(_context_fields())
         fields = getattr(record, "fields", None)
         if fields:
             doc.update((k, v) for k, v in fields.items() if k not in _RESERVED)

@@ -35,6 +35,26 @@ def _ok(description: str, schema: dict[str, Any], media_type: str = _JSON) -> di
     }
 
 
+# What any GET can be answered besides its own responses: gunicorn refuses a malformed or oversized request before
+# the app sees it (400, 414, 431), the app refuses a body over MAX_CONTENT_LENGTH (413), and an unexpected failure
+# is a 500. All of them are problem details.
+_EVERY_OPERATION = (
+    ("400", "BadRequest"),
+    ("413", "ContentTooLarge"),
+    ("414", "UriTooLong"),
+    ("431", "HeaderFieldsTooLarge"),
+    ("500", "InternalServerError"),
+)
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": {"X-Request-ID": _ref("headers", "RequestId")},
+        "content": {_PROBLEM: {"schema": _ref("schemas", "Problem")}},
+    }
+
+
 def _operation(operation_id: str, summary: str, responses: dict[str, Any], tag: str) -> dict[str, Any]:
     return {
         "get": {
@@ -42,11 +62,7 @@ def _operation(operation_id: str, summary: str, responses: dict[str, Any], tag: 
             "summary": summary,
             "tags": [tag],
             "parameters": [_ref("parameters", "RequestId"), _ref("parameters", "Traceparent")],
-            "responses": {
-                **responses,
-                "413": _ref("responses", "ContentTooLarge"),
-                "500": _ref("responses", "InternalServerError"),
-            },
+            "responses": {**responses, **{status: _ref("responses", name) for status, name in _EVERY_OPERATION}},
         }
     }
 
@@ -97,13 +113,16 @@ _SCHEMAS: dict[str, Any] = {
         "description": "RFC 9457 problem details.",
         "type": "object",
         "additionalProperties": False,
-        "required": ["type", "title", "status", "detail", "instance"],
+        "required": ["type", "title", "status", "detail"],
         "properties": {
             "type": {"type": "string", "const": "about:blank"},
             "title": {"type": "string"},
             "status": {"type": "integer", "minimum": 400, "maximum": 599},
             "detail": {"type": "string"},
-            "instance": {"type": "string"},
+            "instance": {
+                "type": "string",
+                "description": "The request's path; absent when the server could not read it (400, 414, 431).",
+            },
             "request_id": {"type": "string"},
         },
     },
@@ -133,7 +152,7 @@ _SCHEMAS: dict[str, Any] = {
     "Details": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["pod", "app", "source", "stale", "fetched_at", "kubernetes"],
+        "required": ["pod", "app", "source", "stale", "fetched_at", "age_seconds", "kubernetes"],
         "properties": {
             "pod": _ref("schemas", "Pod"),
             "app": {
@@ -151,6 +170,14 @@ _SCHEMAS: dict[str, Any] = {
             "source": {"enum": ["kubernetes-api", "downward-api", "local"]},
             "stale": {"type": "boolean", "description": "True when the latest refresh from the API failed."},
             "fetched_at": _nullable("string", format="date-time"),
+            "age_seconds": _nullable(
+                "number",
+                minimum=0,
+                description="Seconds since the data was read: from the API, since its last good read (it keeps "
+                "growing while refreshes fail); otherwise since the process started. `stale` turns true only once a "
+                "refresh has failed, up to one cache TTL after the API became unreachable; a client that needs "
+                "fresher data compares this age with its own bound.",
+            ),
             "kubernetes": {
                 "type": "object",
                 "additionalProperties": False,
@@ -177,7 +204,10 @@ def document(info: AppInfo) -> dict[str, Any]:
         "info": {
             "title": "pod-details",
             "version": info.version,
-            "description": "Reports its own health and the details of the Kubernetes pod it runs in.",
+            "description": "Reports its own health and the details of the Kubernetes pod it runs in.\n\n"
+            "Every error is an RFC 9457 problem (application/problem+json). Besides the responses of each "
+            "operation, a path not listed here is answered 404 (components.responses.NotFound) and a method other "
+            "than GET or HEAD on a listed path 405 (components.responses.MethodNotAllowed).",
         },
         "paths": {
             "/api/v1/healthz": _operation(
@@ -249,16 +279,19 @@ def document(info: AppInfo) -> dict[str, Any]:
                 }
             },
             "responses": {
-                "ContentTooLarge": {
-                    "description": "The request body is larger than MAX_CONTENT_LENGTH.",
-                    "headers": {"X-Request-ID": _ref("headers", "RequestId")},
-                    "content": {_PROBLEM: {"schema": _ref("schemas", "Problem")}},
-                },
-                "InternalServerError": {
-                    "description": "An unexpected failure; the logs hold the details under the request id.",
-                    "headers": {"X-Request-ID": _ref("headers", "RequestId")},
-                    "content": {_PROBLEM: {"schema": _ref("schemas", "Problem")}},
-                },
+                "BadRequest": _problem("gunicorn could not parse the request line or a header."),
+                "NotFound": _problem("Any path this document does not list."),
+                "MethodNotAllowed": _problem(
+                    "Any method but GET and HEAD on a listed path; the Allow header lists those two."
+                ),
+                "ContentTooLarge": _problem("The request body is larger than MAX_CONTENT_LENGTH."),
+                "UriTooLong": _problem("The request line is longer than gunicorn's limit (4094 bytes)."),
+                "HeaderFieldsTooLarge": _problem(
+                    "More header fields (100), or a longer one (8190 bytes), than gunicorn accepts."
+                ),
+                "InternalServerError": _problem(
+                    "An unexpected failure; the logs hold the details under the request id."
+                ),
             },
         },
     }

@@ -20,18 +20,20 @@ MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
 
 
-def problem(status: int, detail: str) -> Response:
-    body = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": request.path,
-    }
-    request_id = request.environ.get(REQUEST_ID)
+def document(status: int, detail: str, instance: str | None, request_id: str | None) -> bytes:
+    """The problem as JSON; `instance` (the request's path) and `request_id` are left out when unknown."""
+    body: dict[str, object] = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
+    body["detail"] = detail
+    if instance is not None:
+        body["instance"] = instance
     if request_id:
         body["request_id"] = request_id
-    return Response(json.dumps(body, separators=(",", ":")), status=status, content_type=MEDIA_TYPE)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def problem(status: int, detail: str) -> Response:
+    body = document(status, detail, request.path, request.environ.get(REQUEST_ID))
+    return Response(body, status=status, content_type=MEDIA_TYPE)
 
 
 def init_app(app: Flask) -> None:

@@ -51,6 +51,58 @@ class PodIdentity:
         )
 
 
+# The OTel exporters the service ships: OTLP over HTTP with protobuf bodies, or none.
+_OTEL_EXPORTERS = ("otlp", "none")
+_OTEL_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """Whether spans are exported, decided from the OpenTelemetry SDK's standard variables without importing it.
+
+    The specification's default exporter is OTLP to localhost; this service instead stays off until a variable says
+    where to send spans: OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT), or OTEL_TRACES_EXPORTER=otlp.
+    OTEL_TRACES_EXPORTER=none and OTEL_SDK_DISABLED=true turn it off whatever else is set. OTEL_SERVICE_NAME names
+    the service (default: the app's name) but switches nothing on. Everything else (OTEL_RESOURCE_ATTRIBUTES,
+    OTEL_TRACES_SAMPLER/_ARG, headers, timeouts) is read by the SDK itself once it is on; only values that would make
+    it fail later are checked here.
+    """
+
+    enabled: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Tracing:
+        def get(name: str) -> str:
+            return environ.get(name, "").strip()
+
+        exporters = [e.strip().lower() for e in get("OTEL_TRACES_EXPORTER").split(",") if e.strip()]
+        unknown = [e for e in exporters if e not in _OTEL_EXPORTERS]
+        if unknown:
+            raise SettingsError(
+                f"OTEL_TRACES_EXPORTER={get('OTEL_TRACES_EXPORTER')!r} is invalid: expected otlp or none"
+            )
+        for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+            if get(name) and get(name) != "http/protobuf":
+                raise SettingsError(f"{name}={get(name)!r} is invalid: expected http/protobuf (OTLP over HTTP)")
+        sampler = get("OTEL_TRACES_SAMPLER").lower()
+        if sampler and sampler not in _OTEL_SAMPLERS:
+            raise SettingsError(
+                f"OTEL_TRACES_SAMPLER={sampler!r} is invalid: expected one of {', '.join(_OTEL_SAMPLERS)}"
+            )
+        if sampler.endswith("traceidratio") and get("OTEL_TRACES_SAMPLER_ARG"):
+            _Reader(environ).get("OTEL_TRACES_SAMPLER_ARG", _ratio, 1.0)
+        off = get("OTEL_SDK_DISABLED").lower() == "true" or "none" in exporters
+        endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT") or get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        return cls(enabled=not off and bool(exporters or endpoint))
+
+
 @dataclass(frozen=True)
 class Settings:
     """The service's configuration. Build it with `from_env()`; the defaults are the production values."""
@@ -80,6 +132,7 @@ class Settings:
     # them elsewhere.
     service_account_dir: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount")
     pod: PodIdentity = field(default_factory=PodIdentity)
+    tracing: Tracing = field(default_factory=Tracing)
     # Where the environment came from: kept so the kube module sees the same variables (KUBERNETES_SERVICE_HOST…)
     # the settings were read from, which lets tests run it against a fake environment.
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -112,6 +165,7 @@ class Settings:
             metrics_dir=reader.get("PROMETHEUS_MULTIPROC_DIR", Path, None),
             service_account_dir=reader.get("KUBE_SERVICE_ACCOUNT_DIR", Path, defaults.service_account_dir),
             pod=PodIdentity.from_env(env),
+            tracing=Tracing.from_env(env),
             environ=env,
         )
 
@@ -146,6 +200,10 @@ def _integer(lo: int, hi: int) -> Callable[[str], int]:
 
 def _seconds(lo: float, hi: float) -> Callable[[str], float]:
     return lambda raw: float(_number(raw, float, lo, hi, "a number of seconds"))
+
+
+def _ratio(raw: str) -> float:
+    return float(_number(raw, float, 0, 1, "a ratio"))
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:

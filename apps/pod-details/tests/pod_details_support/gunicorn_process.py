@@ -16,6 +16,7 @@ import pytest
 import requests
 
 PROJECT = Path(__file__).resolve().parents[2]
+SUPPORT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 # Variables of the developer's or CI's shell that would change what the service does under test.
 _ISOLATED = (
@@ -52,7 +53,8 @@ def free_port() -> int:
 
 
 def service_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _ISOLATED}
+    # OTEL_* of the shell would switch tracing on: a test that wants it says so.
+    env = {k: v for k, v in os.environ.items() if k not in _ISOLATED and not k.startswith("OTEL_")}
     env.update({"DRAIN_SECONDS": "1", "GRACEFUL_TIMEOUT_SECONDS": "5", "PYTHONUNBUFFERED": "1"})
     env.update(extra or {})
     return env
@@ -90,11 +92,16 @@ def start_gunicorn(
     gunicorn: Path | None = None,
     cwd: Path = PROJECT,
     wait: bool = True,
+    config: str = "pod_details.gunicorn_conf",
+    app: str = "pod_details.wsgi:app",
 ) -> Server:
+    """gunicorn with the service's config module and app, or with `config` / `app` from this package built on them."""
     port = free_port()
     full_env = service_env({"BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers), **(env or {})})
+    if config.startswith(f"{__package__}.") or app.startswith(f"{__package__}."):
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SUPPORT.parent), full_env.get("PYTHONPATH")]))
     exe = gunicorn or tool("gunicorn", "run `make setup`")
-    cmd = [str(exe), "--config", "python:pod_details.gunicorn_conf", "pod_details.wsgi:app"]
+    cmd = [str(exe), "--config", f"python:{config}", app]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             cmd, cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -7,7 +7,6 @@ passing test proves the RBAC the chart ships is enough. Used by the tests and by
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -15,11 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pod_details_support import chart
 
-PROJECT = Path(__file__).resolve().parents[2]
-CHART = PROJECT / "chart"
-RELEASE = "pod-details"  # the release name; the chart names the ServiceAccount, Role and RoleBinding after it
 RBAC_TEMPLATES = ("templates/serviceaccount.yaml", "templates/role.yaml", "templates/rolebinding.yaml")
 
 POD = "pod-details-7d9c-x2x4q"
@@ -30,19 +26,10 @@ CONTAINERS = [("app", "registry.example/pod-details:1.0"), ("sidecar", "registry
 
 def chart_rbac(namespace: str) -> list[dict[str, Any]]:
     """The chart's ServiceAccount, Role and RoleBinding for a release in `namespace`, rendered by `helm template`."""
-    from gitops.toolchain import tool_path
-
-    cmd = [str(tool_path("helm")), "template", RELEASE, str(CHART), "--namespace", namespace]
-    # Values the schema requires that have nothing to do with RBAC.
-    cmd += ["--set", "image.tag=0.0.0-test", "--set", "httpRoute.enabled=false"]
-    for template in RBAC_TEMPLATES:
-        cmd += ["--show-only", template]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    if result.returncode != 0:
-        raise AssertionError(f"helm template {CHART} failed:\n{result.stderr}")
-    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    shown = [arg for template in RBAC_TEMPLATES for arg in ("--show-only", template)]
+    docs = chart.render("--set", "httpRoute.enabled=false", *shown, namespace=namespace)
     kinds = sorted(doc["kind"] for doc in docs)
-    assert kinds == ["Role", "RoleBinding", "ServiceAccount"], f"{CHART}: expected RBAC objects, rendered {kinds}"
+    assert kinds == ["Role", "RoleBinding", "ServiceAccount"], f"{chart.CHART}: expected RBAC objects, rendered {kinds}"
     return docs
 
 

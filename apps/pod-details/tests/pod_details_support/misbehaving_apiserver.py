@@ -7,7 +7,8 @@ stopped. This server covers only what is left:
 - answering late, or never (`delay_seconds`): a real apiserver answers a GET in milliseconds and has no switch to
   hold one; the read-timeout bound and requests in flight across SIGTERM need an answer that takes seconds;
 - answering 5xx (`fail_status`): a real apiserver returns 5xx only when its storage fails, and then only after its
-  own etcd timeouts, which are neither quick nor predictable.
+  own etcd timeouts, which are neither quick nor predictable;
+- showing the headers of each request it got (`headers`), such as the trace context a client sends on.
 
 It speaks plain HTTP on loopback to a kubeconfig (`kubeconfig()`), and answers every GET with `pod`, or the failure.
 """
@@ -72,6 +73,7 @@ class MisbehavingApiserver:
     # How long each answer takes; float("inf") never answers.
     delay_seconds: float = 0.0
     calls: int = 0
+    headers: list[dict[str, str]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def kubeconfig(self, directory: Path) -> Path:
@@ -102,6 +104,7 @@ def running(host: str = "127.0.0.1") -> Iterator[MisbehavingApiserver]:
 
         def do_GET(self) -> None:
             state.calls += 1
+            state.headers.append(dict(self.headers.items()))
             if state.delay_seconds:
                 state._stop.wait(state.delay_seconds if state.delay_seconds != float("inf") else None)
                 if state._stop.is_set():
@@ -129,14 +132,22 @@ def running(host: str = "127.0.0.1") -> Iterator[MisbehavingApiserver]:
             pass  # clients that gave up are what some tests are about
 
     server = Server((host, 0), Handler)
-    server.daemon_threads = True
     state = MisbehavingApiserver(url=f"http://{host}:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="misbehaving-apiserver", daemon=True)
-    thread.start()
+    with serving(server, "misbehaving-apiserver"):
+        try:
+            yield state
+        finally:
+            state._stop.set()
+
+
+@contextmanager
+def serving(server: ThreadingHTTPServer, name: str) -> Iterator[None]:
+    """Serve on a thread of this process for the duration of the block; then stop and close the server."""
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), name=name, daemon=True).start()
     try:
-        yield state
+        yield
     finally:
-        state._stop.set()
         server.shutdown()
         server.server_close()
 

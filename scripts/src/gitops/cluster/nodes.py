@@ -22,9 +22,11 @@ def node_manifest(name: str, zone: str) -> dict:
                 "type": "kwok",
             },
         },
+        # What a real node reports, ephemeral storage included: the scheduler fits a pod that requests some (as the
+        # app charts do) only on a node that advertises it.
         "status": {
-            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "allocatable": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "100Gi", "pods": "110"},
+            "capacity": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "100Gi", "pods": "110"},
         },
     }
 

@@ -1,4 +1,4 @@
-"""`gitops new-app` (a new service, and later its first release in each pinned environment) and `gitops docs` (the
+"""`gitops new-app` (a new service, and later its first release in each promotion target) and `gitops docs` (the
 files generated from the repository). One module: both write what `gitops.newapp` generates."""
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ from gitops.commands.render import REPO_OPTION, repo_root
 @click.option(
     "--env",
     "env",
-    help="Instead of creating NAME: write its first release in ENV, a later environment of the promotion order — the "
-    "image the environment before it runs, pinned to the exact commit (HEAD) that holds the chart.",
+    help="Instead of creating NAME: write its folder in ENV, a later environment of the promotion order — its overlay, "
+    "the image the environment before it runs, and the chart copied from HEAD with its provenance.",
 )
 @REPO_OPTION
 def new_app(
     name: str, port: int | None, owner: str, description: str | None, env: str | None, repo_path: Path | None
 ) -> None:
     """Create apps/NAME from the reference app (code, tests, Dockerfile, chart, catalog entry, TechDocs) and its
-    folder in every environment that follows a branch, with the host NAME-<env>.<domain>.
+    folder in the first environment, with the host NAME-<env>.<domain>.
 
-    Later environments pin exact commits, so NAME reaches them once it is merged: `gitops new-app NAME --env prod`.
-    Nothing is committed; a refused or failed run writes nothing.
+    Later environments run a copy of the chart taken from a commit of main, so NAME reaches them once it is merged:
+    `gitops new-app NAME --env prod`. Nothing is committed; a refused or failed run writes nothing.
     """
     from gitops import newapp
 

@@ -5,6 +5,7 @@ Pins are in ``versions.toml`` beside this file (the one place they are kept); ``
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ class Tool:
     recipe: str
     package: str
     ldflags: str = ""
+    # Go build tags, space-separated (e.g. to leave out optional plugins).
+    tags: str = ""
+    # The upstream's own release number where its module version differs (Prometheus v0.316.0 is 3.16.0).
+    release: str = ""
     version_args: tuple[str, ...] = ("--version",)
 
     @property
@@ -38,8 +43,23 @@ class Tool:
         return self.version.removeprefix("v")
 
     @property
+    def source(self) -> Path | None:
+        """For the `source` recipe: the directory of the small main package kept in this repository."""
+        return Path(__file__).with_name(self.package) if self.recipe == "source" else None
+
+    @property
+    def build_key(self) -> str:
+        """The version, and for a tool built from source kept here a digest of that source: editing it rebuilds."""
+        if self.source is None:
+            return self.version
+        digest = hashlib.sha256()
+        for path in sorted(self.source.glob("*.go")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return f"{self.version}-{digest.hexdigest()[:12]}"
+
+    @property
     def home(self) -> Path:
-        return cache_root() / self.name / self.version
+        return cache_root() / self.name / self.build_key
 
     @property
     def binary(self) -> Path:

@@ -1,0 +1,54 @@
+"""The app's chart as the cluster gets it: `helm template` with the pinned Helm, checked with the pinned kubeconform.
+
+A release named after the app in `apps-dev`, with only the values the schema requires set (an image tag and a
+hostname); tests add `--set` arguments for what they look at.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[2]
+CHART = PROJECT / "chart"
+RELEASE = "pod-details"
+NAMESPACE = "apps-dev"
+REQUIRED = ("--set-string", "image.tag=0.0.0-test", "--set", "hostnames={pod-details.example.com}")
+
+
+def template(*extra: str, namespace: str = NAMESPACE) -> str:
+    """The rendered manifests as text; fails the test with Helm's message when the render fails."""
+    from gitops.toolchain import tool_path
+
+    cmd = [str(tool_path("helm")), "template", RELEASE, str(CHART), "--namespace", namespace, *REQUIRED, *extra]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise AssertionError(f"helm template {CHART} {' '.join(extra)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def render(*extra: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(template(*extra, namespace=namespace)) if doc]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, rendered {len(found)}"
+    return found[0]
+
+
+def rule_groups(*extra: str) -> dict[str, Any]:
+    """The PrometheusRule's groups as a Prometheus rule file ({"groups": [...]}), what the operator hands Prometheus."""
+    return {"groups": one(render("--set", "prometheusRule.enabled=true", *extra), "PrometheusRule")["spec"]["groups"]}
+
+
+def kubeconform(manifests: str) -> subprocess.CompletedProcess[str]:
+    """kubeconform -strict against the pinned Kubernetes and CRD schemas only (nothing is fetched)."""
+    from gitops.schemas import schema_locations
+    from gitops.toolchain import tool_path
+
+    argv = [str(tool_path("kubeconform")), "-strict", "-summary", *schema_locations(), "-"]
+    return subprocess.run(argv, input=manifests, capture_output=True, text=True, timeout=120)

@@ -24,16 +24,6 @@ NO_WINDOW = (
 ABLE = {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale", "message": "recommended size matches"}
 
 
-@pytest.fixture(scope="module")
-def argocd() -> Path:
-    from gitops.toolchain import ToolMissing, tool_path
-
-    try:
-        return tool_path("argocd")
-    except ToolMissing as e:
-        pytest.fail(str(e))
-
-
 def argocd_cm(cluster: str) -> dict:
     data: dict[str, str] = {}
     for path in (REPO / "clusters/argocd-values.yaml", REPO / "clusters" / cluster / "argocd-values.yaml"):

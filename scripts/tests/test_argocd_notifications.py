@@ -29,16 +29,6 @@ NEW = {"repository": "docker.io/azurelaboratory/pod-details", "tag": "0.2.0", "d
 OLD = {"repository": "docker.io/azurelaboratory/pod-details", "tag": "0.1.0", "digest": "sha256:" + "1" * 64}
 
 
-@pytest.fixture(scope="module")
-def argocd() -> Path:
-    from gitops.toolchain import ToolMissing, tool_path
-
-    try:
-        return tool_path("argocd")
-    except ToolMissing as e:
-        pytest.fail(str(e))
-
-
 @pytest.fixture
 def github():
     api = GitHubAPI("azurelaboratory/gitops-monorepo")

@@ -46,10 +46,12 @@ def render_platform(
             r.job.locate = lambda keys, doc=doc: (doc.source, _line(renderer.repo, doc, "helm", "valuesObject", *keys))
         r.notes = [f"{doc.source} Application/{app.name}: {note}" for note in r.notes]
         # A chart that is not pinned, or not cached as pinned: point at the source's targetRevision.
-        revision = _line(renderer.repo, doc, "targetRevision")
-        r.problems = [
-            dataclasses.replace(p, line=revision) if p.file == doc.source and p.line is None else p for p in r.problems
-        ]
+        if any(p.file == doc.source and p.line is None for p in r.problems):
+            revision = _line(renderer.repo, doc, "targetRevision")
+            r.problems = [
+                dataclasses.replace(p, line=revision) if p.file == doc.source and p.line is None else p
+                for p in r.problems
+            ]
         planned.append(r)
     renderer.run(planned, lint)
     for r in planned:
@@ -104,7 +106,7 @@ def _line(repo: Repo, doc: render.Document, *keys: str | int) -> int | None:
         return doc.line
     for node in nodes:
         meta = node.get("metadata") if isinstance(node, dict) else None
-        if node.get("kind") != "Application" or not isinstance(meta, dict) or meta.get("name") != doc.name:
+        if not isinstance(meta, dict) or node.get("kind") != "Application" or meta.get("name") != doc.name:
             continue
         spec = node.get("spec") or {}
         if spec.get("source"):

@@ -2,7 +2,7 @@
 """Benchmark `gitops validate` (static) against a naive `helm template | kubeconform` loop, in the same run.
 
 For N = 1, 10, 50 apps in two environments (dev and prod), a temporary copy of this repository gets N apps: pod-details
-plus N-1 copies of its chart and environment files under new names (prod pinned to the copy's commit, as a
+plus N-1 copies of its chart and environment files under new names (prod given copies of their charts, as a
 promotion would). Then, on the same tree:
 
 - `gitops validate`: yamllint, values schema + `helm lint --strict` and a render per app and environment (in
@@ -57,7 +57,7 @@ def emit(figure: str, value: float, unit: str, **extra: object) -> bool:
 
 
 def make_repo(dest: Path, apps: int) -> Path:
-    """A copy of this repo with ``apps`` apps in every environment, prod pinned to the commit that has them."""
+    """A copy of this repo with ``apps`` apps in every environment, prod running copies of their charts."""
     from gitops import sandbox
 
     repo = sandbox.snapshot_repo(REPO, dest)
@@ -74,8 +74,8 @@ def make_repo(dest: Path, apps: int) -> Path:
             values = dst / "values.yaml"
             values.write_text(values.read_text().replace(f"{APP}-{env}.", f"{name}-{env}."))
     head = sandbox.commit(repo, f"bench: {apps} apps")
-    sandbox.pin_chart_revision(repo, "prod", head)
-    sandbox.commit(repo, "bench: pin prod")
+    sandbox.copy_charts(repo, "prod", head)
+    sandbox.commit(repo, "bench: promote the charts to prod")
     return repo
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops import release
+from gitops import release, sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 # What the release tooling reads (config folders, and the lint config `gitops validate` applies); copied from the
@@ -133,9 +133,10 @@ def _minimal_environments(root: Path) -> None:
         "environments/dev/env.yaml": "name: dev\ncluster: dev\nnamespace: apps-dev\ndomain: example.com\n",
         "environments/prod/env.yaml": "name: prod\ncluster: prod\nnamespace: apps-prod\ndomain: example.com\n",
     }
-    for env, revision in (("dev", "main"), ("prod", "main")):
+    for env in ("dev", "prod"):
+        # prod's chart copy and its provenance are written by the seed (sandbox.copy_charts), as a promotion would.
         files[f"environments/{env}/{APP}/release.yaml"] = (
-            f'image:\n  repository: {IMAGE}\n  tag: "0.1.0"\n  digest: ""\nchart:\n  revision: {revision}\n'
+            f'image:\n  repository: {IMAGE}\n  tag: "0.1.0"\n  digest: ""\n'
         )
         files[f"environments/{env}/{APP}/values.yaml"] = "{}\n"
     for rel, text in files.items():
@@ -145,7 +146,7 @@ def _minimal_environments(root: Path) -> None:
 
 @pytest.fixture(scope="session")
 def seed_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This repo's history plus its current config, committed; prod pinned to that commit so it renders."""
+    """This repo's history plus its current config, committed; prod given that commit's chart, as if promoted."""
     seed = tmp_path_factory.mktemp("seed") / "repo"
     _git(REPO.parent, "clone", "--quiet", str(REPO), str(seed))
     for name in COPIED:
@@ -160,12 +161,10 @@ def seed_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _git(seed, "add", "-A")
     _git(seed, "commit", "--quiet", "--allow-empty", "-m", "fixture: the work tree's config")
     fixture = _git(seed, "rev-parse", "HEAD").strip()
-    # prod pins an exact commit; the one in the work tree may predate the chart. Pin the commit that has it.
-    for path in sorted(seed.glob("environments/prod/*/release.yaml")):
-        rel = path.relative_to(seed).as_posix()
-        pins = release.parse(path.read_text(), rel)
-        path.write_text(release.update(path.read_text(), release.Pins(**{**pins.to_dict(), "revision": fixture}), rel))
-    _git(seed, "commit", "--quiet", "--allow-empty", "-am", "fixture: pin prod to the fixture commit")
+    # Start with prod current: the fixture's chart copied into prod, as a promotion of the fixture commit would.
+    sandbox.copy_charts(seed, "prod", fixture)
+    _git(seed, "add", "-A")
+    _git(seed, "commit", "--quiet", "--allow-empty", "-m", "fixture: prod runs the fixture commit's chart")
     return seed
 
 

@@ -79,7 +79,8 @@ def template_args(env: str, *extra: str) -> list[str]:
 
 @cache
 def render(env: str, *extra: str) -> tuple[dict, ...]:
-    """The chart as Argo CD renders it for ``env``: the overlay, then the image from release.yaml."""
+    """The chart on main with ``env``'s overlay and the image from its release.yaml: what dev runs, and what prod
+    runs after its next promotion (prod's current copy is checked by `gitops validate`, test_validate.py)."""
     return tuple(d for d in yaml.safe_load_all(helm(*template_args(env, *extra)).stdout) if d)
 
 
@@ -109,9 +110,15 @@ def kubeconform(paths: list[str], stdin: str | None = None) -> subprocess.Comple
 
 
 def manifests(root: Path) -> list[Path]:
-    """Kubernetes manifests under root: everything but the data files (values, releases, env and cluster forms)."""
+    """Kubernetes manifests under root: everything but the data files (values, releases, env and cluster forms) and
+    the charts promoted into environments (templates, checked once rendered: test_validate.py)."""
     data = {"argocd-values.yaml", "cluster.yaml", "env.yaml", "release.yaml", "values.yaml", "promotion.yaml"}
-    return sorted(p for p in root.rglob("*.yaml") if p.name not in data)
+    charts = {p.parent for p in root.rglob("Chart.yaml")}
+    return sorted(
+        p
+        for p in root.rglob("*.yaml")
+        if p.name not in data and not any(c in p.parents or c == p.parent for c in charts)
+    )
 
 
 def applications(path: Path) -> list[dict]:
@@ -473,15 +480,20 @@ def test_env_form(env):
 @pytest.mark.parametrize("env", ENVS)
 def test_release_form(env):
     data = release(env)
-    assert set(data) == {"image", "chart"}
     assert set(data["image"]) == {"repository", "tag", "digest"}
     assert isinstance(data["image"]["tag"], str) and data["image"]["tag"] not in ("", "latest")
     assert re.fullmatch(r"(sha256:[a-f0-9]{64})?", data["image"]["digest"])
-    revision = data["chart"]["revision"]
     if env == ENVS[0]:
-        assert revision == "main" or re.fullmatch(r"[0-9a-f]{40}", revision)
+        assert set(data) == {"image"}, f"{env} runs apps/{APP}/chart on main: its release names the image only"
     else:
-        assert re.fullmatch(r"[0-9a-f]{40}", revision), f"{env} must pin chart.revision to a commit"
+        assert set(data) == {"image", "chart"} and set(data["chart"]) == {"commit", "tree"}
+        copy = REPO / "environments" / env / APP / "chart"
+        tree = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", f"{data['chart']['commit']}:apps/{APP}/chart"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert data["chart"]["tree"] == tree, f"{env}'s chart.tree is apps/{APP}/chart at chart.commit"
+        assert (copy / "Chart.yaml").is_file(), f"{env} runs its own copy of the chart"
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -508,8 +520,11 @@ def test_applicationset_follows_the_agreed_shape(env):
     assert app["destination"]["namespace"] == env_file(env)["namespace"]
     chart, values = app["sources"]
     assert chart["repoURL"] == values["repoURL"] == REPO_URL
-    assert chart["path"] == "apps/{{ .path.basename }}/chart"
-    assert chart["targetRevision"] == "{{ .chart.revision }}"
+    if env == ENVS[0]:
+        assert chart["path"] == "apps/{{ .path.basename }}/chart"
+    else:
+        assert chart["path"] == f"environments/{env}/{{{{ .path.basename }}}}/chart", "the promoted copy"
+    assert chart["targetRevision"] == "main", "every environment is read at main"
     assert chart["helm"]["valueFiles"] == [f"$values/environments/{env}/{{{{ .path.basename }}}}/values.yaml"]
     assert chart["helm"]["valuesObject"]["image"] == {
         "repository": "{{ .image.repository }}",
@@ -660,13 +675,15 @@ def test_upstream_sources_are_pinned_and_allowed(where, source):
 
 
 def test_yaml_passes_yamllint():
-    paths = [str(p) for p in (REPO / "environments", REPO / "platform", REPO / "clusters")]
-    paths += [str(CHART / "values.yaml"), str(CHART / "Chart.yaml")]
+    # Paths relative to the repository, as pre-commit passes them: .yamllint's ignore patterns are relative too.
+    paths = ["environments", "platform", "clusters"]
+    paths += [str((CHART / name).relative_to(REPO)) for name in ("values.yaml", "Chart.yaml")]
     proc = subprocess.run(
-        [sys.executable, "-m", "yamllint", "--strict", "-c", str(REPO / ".yamllint"), *paths],
+        [sys.executable, "-m", "yamllint", "--strict", "-c", ".yamllint", *paths],
         capture_output=True,
         text=True,
         check=False,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -241,7 +241,9 @@ def link_problems(path: Path, text: str) -> list[str]:
             if EXTERNAL.match(target):
                 continue
             file_part, _, anchor = target.partition("#")
-            dest = (path.parent / file_part).resolve() if file_part else path
+            # A leading `/` is the repository's root, as GitHub resolves it: such links survive a chart being copied.
+            base = REPO if file_part.startswith("/") else path.parent
+            dest = (base / file_part.lstrip("/")).resolve() if file_part else path
             if file_part and not dest.exists():
                 out.append(f"{rel}:{n}: {target}: {file_part} does not exist")
                 continue
@@ -263,12 +265,14 @@ def test_the_link_check_finds_broken_links_and_anchors() -> None:
         "[ok](#roll-back-a-release) [ok](README.md) [ok](docs/) [web](https://example.com/x)\n"
         "[gone](nope.md) [bad anchor](#missing) [other file's anchor](README.md#no-such-heading)\n"
         "`[in code](ignored.md)`\n```\n[in a block](ignored.md)\n```\n[ref]: missing/file.md\n"
+        "[root](/docs/adr/index.md) [root gone](/docs/nope.md)\n"
     )
     assert link_problems(REPO / "x.md", text) == [
         "x.md:6: nope.md: nope.md does not exist",
         "x.md:6: #missing: no heading #missing in x.md",
         "x.md:6: README.md#no-such-heading: no heading #no-such-heading in README.md",
         "x.md:11: missing/file.md: missing/file.md does not exist",
+        "x.md:12: /docs/nope.md: /docs/nope.md does not exist",
     ]
     assert anchors(text) == {"top-title", "roll-back-a-release"}
 

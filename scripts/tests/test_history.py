@@ -1,6 +1,7 @@
 """Audit and recovery on a real history: two builds and two promotions by different people, then a rollback.
-`gitops history` reads it back from trailers alone (also in a fresh clone), `gitops rollback` restores the earlier
-render byte for byte, and `gitops status` shows prod falling behind after the next build."""
+`gitops history` reads it back from git alone (also in a fresh clone), with who merged each change and when;
+`gitops rollback` restores the earlier render byte for byte and never touches the overlay; `gitops status` shows prod
+falling behind after the next build."""
 
 from __future__ import annotations
 
@@ -76,8 +77,11 @@ def test_rollback_is_a_new_commit_with_trailers(story):
     assert repo.trailers("App") == [APP]
     pins = repo.pins("prod", rev=story.promote1)
     assert repo.trailers("Image") == [pins.image]
-    assert repo.trailers("Chart-Revision") == [pins.revision]
-    assert repo.git("diff", "--name-only", "HEAD~1", "HEAD").split() == [f"environments/prod/{APP}/release.yaml"]
+    assert repo.trailers("Chart-Commit") == [pins.chart_commit]
+    changed = repo.git("diff", "--name-only", "HEAD~1", "HEAD").split()
+    assert f"environments/prod/{APP}/release.yaml" in changed
+    assert all(f.startswith(f"environments/prod/{APP}/chart/") for f in changed if not f.endswith("release.yaml"))
+    assert repo.git("rev-parse", f"HEAD:environments/prod/{APP}/chart").strip() == pins.chart_tree
 
 
 def _history(repo, *args: str) -> list[dict]:
@@ -85,7 +89,7 @@ def _history(repo, *args: str) -> list[dict]:
 
 
 def test_history_lists_promotions_rollback_and_bumps_with_authors(story):
-    events = _history(story.repo)
+    events = _history(story.repo)[:5]  # the story; older entries are the repository's own history
 
     got = [(e["kind"], e["env"], e["author"], e["commit"]) for e in events]
     assert got == [
@@ -100,14 +104,22 @@ def test_history_lists_promotions_rollback_and_bumps_with_authors(story):
     rollback, promote2 = events[0], events[1]
     assert rollback["rollback_of"] == story.promote2 and rollback["rolled_back_to"] == story.promote1
     assert promote2["source_env"] == "dev" and promote2["source_commit"] == story.bump2
-    assert promote2["apps"][0]["new"]["revision"] == story.bump2, "prod pinned to the commit that was promoted"
+    assert promote2["apps"][0]["new"]["chart_commit"] == story.bump2, "prod's chart copied from the promoted commit"
     assert all(e["date"] for e in events)
+    # Committed straight to main: each reached it as itself, committed by its author.
+    assert all(e["merged"]["commit"] == e["commit"] and e["merged"]["by"] == e["author"] for e in events)
 
 
 def test_history_filters_and_text_output(story):
     prod = _history(story.repo, "--env", "prod", "--app", APP)
-    assert [e["kind"] for e in prod] == ["rollback", "promote", "promote"]
-    assert _history(story.repo, "--app", "nope") == []
+    assert [e["kind"] for e in prod[:3]] == ["rollback", "promote", "promote"]
+    assert {e["env"] for e in prod} == {"prod"}
+    for args, expected in (
+        (["--env", "staging"], "unknown environment 'staging'"),
+        (["--app", "nope"], "unknown app 'nope'"),
+    ):
+        proc = story.repo.gitops("history", *args)
+        assert proc.returncode == 1 and expected in proc.stderr, proc.stderr
 
     text = story.repo.ok("history")
     for who in ("Alice Admin", "Bob Builder", "Carol Oncall", "Builder Bot"):
@@ -122,29 +134,96 @@ def test_history_works_on_a_fresh_clone(story, tmp_path, clone_repo):
     assert _history(fresh) == _history(story.repo)
 
 
-def test_rollback_steps_past_the_first_promotion_is_refused(story, tmp_path, clone_repo):
+def test_rollback_steps_back_to_the_first_recorded_release_and_no_further(story, tmp_path, clone_repo):
     repo = clone_repo(story.repo.path, tmp_path / "clone")
+    first = repo.pins("prod", rev=f"{story.promote1}~1")  # what prod ran before its first promotion
+
+    out = repo.ok("rollback", "--env", "prod", "--app", APP, "--steps", "1", author="Carol Oncall")
+
+    assert "0.2.0 → 0.1.0" in out
+    assert repo.pins("prod") == first
+    assert repo.git("rev-parse", f"HEAD:environments/prod/{APP}/chart").strip() == first.chart_tree
     before = repo.state()
-
     proc = repo.gitops("rollback", "--env", "prod", "--app", APP, "--steps", "1")
-
     assert proc.returncode == 1
-    assert f"runs the release of {story.promote1[:12]}, which has 0 earlier promotion(s)" in proc.stderr
+    assert "and 0 earlier release(s) are recorded" in proc.stderr
     assert repo.state() == before
 
 
-def test_rollback_to_a_named_promotion_and_unknown_commits(story, tmp_path, clone_repo):
+def test_rollback_to_a_named_release_and_unknown_commits(story, tmp_path, clone_repo):
     repo = clone_repo(story.repo.path, tmp_path / "clone")
     before = repo.state()
     proc = repo.gitops("rollback", "--env", "prod", "--app", APP, "--to", story.bump2)
-    assert proc.returncode == 1 and "is not a promotion of pod-details to prod" in proc.stderr
-    assert story.promote2[:12] in proc.stderr, "the refusal lists the promotions to choose from"
+    assert proc.returncode == 1 and "is not a commit that changed the release of pod-details in prod" in proc.stderr
+    assert story.promote2[:12] in proc.stderr, "the refusal lists the releases to choose from"
     assert repo.state() == before
 
     out = repo.ok("rollback", "--env", "prod", "--app", APP, "--to", story.promote2, author="Carol Oncall")
     assert "0.2.0 → 0.3.0" in out
     assert repo.pins("prod") == repo.pins("prod", rev=story.promote2)
     assert repo.trailers("Rollback-Of") == [story.promote1], "undoes the promotion in effect (restored by rollback)"
+
+    first_release = repo.git("log", "-1", "--format=%H", f"{story.promote1}~1", "--", f"environments/prod/{APP}")
+    out = repo.ok("rollback", "--env", "prod", "--app", APP, "--to", first_release.strip())
+    assert repo.pins("prod") == repo.pins("prod", rev=first_release.strip())
+
+
+def test_rollback_keeps_the_overlay_as_it_is_on_main(story, tmp_path, clone_repo):
+    """An incident raised prod's minimum after the promotion: rolling the release back must not undo that."""
+    repo = clone_repo(story.repo.path, tmp_path / "clone")
+    values = f"environments/prod/{APP}/values.yaml"
+    repo.write(values, repo.read(values).replace("minReplicas: 2", "minReplicas: 4"))
+    repo.commit_all("prod: raise minReplicas during an incident", author="Olga Ops")
+    raised = repo.read(values)
+
+    out = repo.ok("rollback", "--env", "prod", "--app", APP, "--to", story.promote2)
+
+    assert repo.read(values) == raised
+    assert "values.yaml stays as on main: a rollback restores releases, not values" in out
+    assert "autoscaling.minReplicas 2 → 4" in out
+    hpa = next(d for d in _docs(repo.path, tmp_path) if d["kind"] == "HorizontalPodAutoscaler")
+    assert hpa["spec"]["minReplicas"] == 4
+    events = _history(repo, "--env", "prod")
+    assert events[0]["kind"] == "rollback" and events[1]["kind"] == "values"
+    assert events[1]["apps"][0]["values"] == [{"key": "autoscaling.minReplicas", "old": 2, "new": 4}]
+    assert events[1]["author"] == "Olga Ops"
+
+
+def _docs(tree: Path, tmp_path: Path) -> list[dict]:
+    import yaml
+
+    files = _render(tree, tmp_path / "render-docs")
+    return [d for text in files.values() for d in yaml.safe_load_all(text) if d]
+
+
+def test_history_names_who_merged_a_promotion_and_when_it_reached_main(story, tmp_path, clone_repo):
+    """A promotion PR prepared by the bot, merged with a merge commit by a reviewer; another rebased onto main."""
+    repo = clone_repo(story.repo.path, tmp_path / "clone")
+    repo.git("switch", "--quiet", "-c", "promote/prod")
+    repo.ok("promote", "--from", "dev", "--to", "prod", author="Promotion Bot")
+    prepared = repo.head()
+    repo.git("switch", "--quiet", "main")
+    repo.git("merge", "--quiet", "--no-ff", "-m", "Merge pull request #7 from promote/prod", "promote/prod",
+             author="Rita Reviewer")  # fmt: skip
+    merge = repo.head()
+
+    event = _history(repo, "--env", "prod")[0]
+
+    assert (event["kind"], event["commit"], event["author"]) == ("promote", prepared, "Promotion Bot")
+    assert event["merged"]["commit"] == merge and event["merged"]["by"] == "Rita Reviewer"
+    assert event["merged"]["date"] == repo.git("log", "-1", "--format=%aI", merge).strip()
+    text = repo.ok("history", "--env", "prod")
+    assert "Rita Reviewer" in text.splitlines()[1] and "Promotion Bot" in text.splitlines()[1]
+
+    # Rebased onto main by someone else: it reaches main as a new commit, committed by them.
+    repo.git("switch", "--quiet", "-c", "rollback/prod")
+    repo.ok("rollback", "--env", "prod", "--app", APP, author="Carol Oncall")
+    picked = repo.head()
+    repo.git("switch", "--quiet", "main")
+    repo.git("cherry-pick", "--quiet", picked, author="Rita Reviewer")
+    event = _history(repo, "--env", "prod")[0]
+    assert event["kind"] == "rollback" and event["author"] == "Carol Oncall"
+    assert event["merged"]["commit"] == event["commit"] and event["merged"]["by"] == "Rita Reviewer"
 
 
 def test_status_shows_prod_behind_after_a_new_build(story, tmp_path, clone_repo):
@@ -155,15 +234,15 @@ def test_status_shows_prod_behind_after_a_new_build(story, tmp_path, clone_repo)
     report = json.loads(repo.ok("status", "--format", "json"))
     cells = {(c["app"], c["env"]): c for c in report["cells"]}
     dev, prod = cells[(APP, "dev")], cells[(APP, "prod")]
-    assert dev["tag"] == "0.4.0" and dev["chart_revision"] == "main" and dev["resolved_revision"] == repo.head()
+    assert dev["tag"] == "0.4.0" and dev["chart_follows"] == "main" and dev["resolved_revision"] == repo.head()
     assert prod["tag"] == "0.2.0"
     # prod runs promote1's chart: the second and third features are app commits it has not got.
-    assert prod["behind"] == {"of": "dev", "app_commits": 2, "image_differs": True}
+    assert prod["behind"] == {"of": "dev", "app_commits": 2, "image_differs": True, "chart_differs": True}
     assert prod["last_change"]["kind"] == "rollback" and prod["last_change"]["author"] == "Carol Oncall"
     assert dev["last_change"]["kind"] == "bump" and dev["last_change"]["author"] == "Builder Bot"
 
     text = repo.ok("status")
-    assert "behind dev: 2 app commit(s), image differs" in text
+    assert "image from dev, chart from dev (2 app commit(s))" in text
     assert "Carol Oncall" in text
 
 
@@ -172,5 +251,16 @@ def test_status_is_current_right_after_a_promotion(story, tmp_path, clone_repo):
     repo.ok("promote", "--from", "dev", "--to", "prod", author="Alice Admin")
 
     prod = {(c["app"], c["env"]): c for c in json.loads(repo.ok("status", "--format", "json"))["cells"]}[(APP, "prod")]
-    assert prod["behind"] == {"of": "dev", "app_commits": 0, "image_differs": False}
+    assert prod["behind"] == {"of": "dev", "app_commits": 0, "image_differs": False, "chart_differs": False}
     assert prod["last_change"]["kind"] == "promote"
+
+
+def test_status_names_an_overlay_change_that_is_not_on_main_yet(story, tmp_path, clone_repo):
+    repo = clone_repo(story.repo.path, tmp_path / "clone")
+    values = f"environments/prod/{APP}/values.yaml"
+    repo.write(values, repo.read(values).replace("minReplicas: 2", "minReplicas: 3"))
+
+    cells = {(c["app"], c["env"]): c for c in json.loads(repo.ok("status", "--format", "json"))["cells"]}
+    assert cells[(APP, "prod")]["unmerged"] == ["values"]
+    assert cells[(APP, "dev")]["unmerged"] == []
+    assert "values not on main" in repo.ok("status")

@@ -149,17 +149,12 @@ def test_it_writes_the_app_and_the_first_environment_and_nothing_else(created: t
     ):
         assert (root / "apps" / APP / rel).is_file(), rel
     release = yaml.safe_load((root / "environments/dev/hello/release.yaml").read_text())
-    assert release == {
-        "image": {"repository": "docker.io/azurelaboratory/hello", "tag": "0.1.0", "digest": ""},
-        "chart": {"revision": "main"},
-    }
+    assert release == {"image": {"repository": "docker.io/azurelaboratory/hello", "tag": "0.1.0", "digest": ""}}
+    assert "apps/hello/chart" in (root / "environments/dev/hello/release.yaml").read_text(), "its comment names it"
     values = yaml.safe_load((root / "environments/dev/hello/values.yaml").read_text())
     assert values["hostnames"] == ["hello-dev.azurelaboratory.com"]
-    # prod pins exact commits and reads its overlay at the pinned commit: the overlay is written now, to be committed
-    # with the app; the first release there follows the merge.
-    assert sorted(p.name for p in (root / "environments/prod/hello").iterdir()) == ["values.yaml"]
-    prod_values = yaml.safe_load((root / "environments/prod/hello/values.yaml").read_text())
-    assert prod_values["hostnames"] == ["hello-prod.azurelaboratory.com"]
+    # prod runs a copy of the chart from a commit of main: its folder is written whole after the merge.
+    assert not (root / "environments/prod/hello").exists()
     assert "gitops new-app hello --env prod" in out
     # Argo CD's configuration is untouched (the ApplicationSets find the new folder); the dev cluster's Gateway gets
     # the host's HTTPS listener.
@@ -168,7 +163,6 @@ def test_it_writes_the_app_and_the_first_environment_and_nothing_else(created: t
         " M clusters/aks-dev/gateway.yaml",
         "?? apps/hello/",
         "?? environments/dev/hello/",
-        "?? environments/prod/hello/",
     ]
     gateway = yaml.safe_load((root / "clusters/aks-dev/gateway.yaml").read_text())
     listener = next(x for x in gateway["spec"]["listeners"] if x.get("hostname") == "hello-dev.azurelaboratory.com")
@@ -455,7 +449,7 @@ def test_an_interrupt_leaves_nothing_behind(
 def test_prod_gets_its_first_release_once_the_app_is_committed(clone: Callable[[], Path], toolchain: None) -> None:
     root = clone()
     ok(root, "new-app", APP)
-    # Before the app is in a commit, prod cannot pin one that holds its chart.
+    # Before the app is in a commit, there is no commit of main to copy prod's chart from.
     before = tree_state(root)
     proc = gitops(root, "new-app", APP, "--env", "prod")
     assert proc.returncode == 1 and "apps/hello/chart is not in commit" in proc.stderr, proc.stderr
@@ -470,7 +464,9 @@ def test_prod_gets_its_first_release_once_the_app_is_committed(clone: Callable[[
     release = yaml.safe_load((root / "environments/prod/hello/release.yaml").read_text())
     head = git(root, "rev-parse", "HEAD").strip()
     assert release["image"] == {"repository": "docker.io/azurelaboratory/hello", "tag": "0.1.0-abc1234", "digest": ""}
-    assert release["chart"]["revision"] == head and git(root, "cat-file", "-t", f"{created_at}:apps/hello/chart")
+    assert release["chart"]["commit"] == head and git(root, "cat-file", "-t", f"{created_at}:apps/hello/chart")
+    assert release["chart"]["tree"] == git(root, "rev-parse", f"{head}:apps/hello/chart").strip()
+    assert (root / "environments/prod/hello/chart/Chart.yaml").is_file(), "the chart copied into prod's folder"
     values = yaml.safe_load((root / "environments/prod/hello/values.yaml").read_text())
     assert values["hostnames"] == ["hello-prod.azurelaboratory.com"]
     assert values["autoscaling"]["enabled"] is True  # prod's shape, as the reference app has it there

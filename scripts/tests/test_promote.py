@@ -28,25 +28,34 @@ def _needs_helm(helm):
     """Every test here validates or renders, which needs the pinned helm (fails with `make tools` when missing)."""
 
 
-def test_promote_copies_dev_pins_to_prod_with_the_exact_commit(repo):
+PROD_CHART = f"environments/prod/{APP}/chart"
+
+
+def test_promote_copies_dev_release_to_prod_with_the_chart_of_the_exact_commit(repo):
     old_prod = repo.pins("prod")
     values_before = repo.read(PROD_VALUES)
     app_commit = repo.app_commit("pod-details: log the pod's node name", author="Dana Dev")
     repo.bump("0.2.0")
     source = repo.head()
-    body = repo.path.parent / "body.md"
+    body, full = repo.path.parent / "body.md", repo.path.parent / "prod.diff"
 
-    out = repo.ok("promote", "--from", "dev", "--to", "prod", "--pr-body", str(body), author="Pat Promoter")
+    out = repo.ok(
+        "promote", "--from", "dev", "--to", "prod", "--pr-body", str(body), "--diff-file", str(full),
+        author="Pat Promoter",
+    )  # fmt: skip
 
     assert "promoted dev → prod" in out
     dev, prod = repo.pins("dev"), repo.pins("prod")
-    assert dev.revision == "main"
+    assert dev.follows and not dev.chart_commit, "dev's release names the image only"
     assert (prod.repository, prod.tag, prod.digest) == (dev.repository, dev.tag, dev.digest)
-    assert prod.revision == source, "a branch-following source is promoted as the exact commit being promoted"
+    assert prod.chart_commit == source, "the chart of the exact commit being promoted"
+    assert prod.chart_tree == repo.git("rev-parse", f"{source}:apps/{APP}/chart").strip()
+    assert repo.git("rev-parse", f"HEAD:{PROD_CHART}").strip() == prod.chart_tree, "the copy is that tree, exactly"
     assert repo.read(PROD_VALUES) == values_before, "values are never promoted"
     assert repo.read(PROD_RELEASE).startswith("# What prod runs"), "comments survive the edit"
     assert repo.git("rev-parse", "HEAD~1").strip() == source, "exactly one commit"
-    assert repo.git("diff", "--name-only", "HEAD~1", "HEAD").split() == [PROD_RELEASE]
+    changed = repo.git("diff", "--name-only", "HEAD~1", "HEAD").split()
+    assert changed == sorted([PROD_RELEASE, f"{PROD_CHART}/templates/NOTES.txt"]), "the release and the chart's diff"
     assert repo.git("status", "--porcelain") == ""
 
     assert repo.git("log", "-1", "--format=%s") == "promote(prod): pod-details 0.1.0 → 0.2.0\n"
@@ -55,17 +64,21 @@ def test_promote_copies_dev_pins_to_prod_with_the_exact_commit(repo):
     assert repo.trailers("Promoted-To") == ["prod"]
     assert repo.trailers("App") == [APP]
     assert repo.trailers("Image") == [f"{IMAGE}:0.2.0@{dev.digest}"]
-    assert repo.trailers("Chart-Revision") == [source]
+    assert repo.trailers("Chart-Commit") == [source]
     assert repo.trailers("Source-Commit") == [source]
 
     text = body.read_text()
     assert len(text) <= rendered.GITHUB_LIMIT
     assert f"`{IMAGE}:0.1.0`" in text and f"`{IMAGE}:0.2.0@{dev.digest}`" in text
-    assert f"`{old_prod.revision}`" in text and f"`{source}`" in text
+    assert f"`{old_prod.chart_commit[:12]}`" in text and f"`{source[:12]}`" in text
     assert f"{app_commit[:7]} pod-details: log the pod's node name" in text, "changelog of apps/pod-details"
+    assert f"+++ b/{PROD_CHART}/templates/NOTES.txt" in text, "the chart's own diff, as the PR's files show it"
+    assert "+{{- /* pod-details: log the pod's node name */}}" in text
     assert "```diff" in text
-    assert f'-          image: "{IMAGE}:0.1.0"' in text or "-          tag: 0.1.0" in text
     assert "+          tag: 0.2.0" in text, "the rendered diff of prod shows the new image"
+    assert "# Source:" not in text.split("Rendered diff of `prod`")[1], "comment noise is left out of the body"
+    assert "lines," in text and "characters" in text, "the body states the diff's size"
+    assert "+          tag: 0.2.0" in full.read_text(), "the complete diff is written for the workflow to keep"
 
 
 def test_promoting_again_with_nothing_new_is_a_no_op(repo):
@@ -79,16 +92,16 @@ def test_promoting_again_with_nothing_new_is_a_no_op(repo):
     assert repo.state() == before
 
 
-def test_a_change_to_the_targets_overlay_moves_the_pin_it_is_read_at(repo):
-    old = repo.pins("prod")
-    repo.write(PROD_VALUES, repo.read(PROD_VALUES) + "# reviewed: prod overlay change\n")
-    head = repo.commit_all("prod: overlay change")
+def test_a_change_to_the_targets_overlay_is_not_a_promotion(repo):
+    """The overlay takes effect on main by itself: promotion has nothing to carry for it."""
+    repo.write(PROD_VALUES, repo.read(PROD_VALUES).replace("minReplicas: 2", "minReplicas: 3"))
+    repo.commit_all("prod: raise minReplicas")
+    before = repo.state()
 
-    repo.ok("promote", "--from", "dev", "--to", "prod")
+    out = repo.ok("promote", "--from", "dev", "--to", "prod")
 
-    new = repo.pins("prod")
-    assert (new.tag, new.digest) == (old.tag, old.digest)
-    assert new.revision == head, "prod reads its overlay at the pin, so an overlay change needs a new pin"
+    assert "nothing to promote" in out
+    assert repo.state() == before
 
 
 def test_only_the_chart_moves_when_the_app_changed_but_the_image_did_not(repo):
@@ -100,19 +113,38 @@ def test_only_the_chart_moves_when_the_app_changed_but_the_image_did_not(repo):
 
     new = repo.pins("prod")
     assert (new.tag, new.digest) == (old.tag, old.digest)
-    assert new.revision == head
-    assert repo.git("log", "-1", "--format=%s").startswith(f"promote(prod): {APP} chart {old.revision[:12]} → ")
+    assert new.chart_commit == head
+    assert repo.git("log", "-1", "--format=%s").startswith(f"promote(prod): {APP} chart {old.chart_commit[:12]} → ")
 
 
-def test_dry_run_prints_the_edit_and_writes_nothing(repo):
+def test_an_app_commit_outside_the_chart_moves_the_image_not_the_chart(repo):
+    old = repo.pins("prod")
+    repo.write(f"apps/{APP}/README.extra.md", "notes\n")
+    repo.commit_all("pod-details: a note beside the code")
+    repo.bump("0.2.0")
+
+    repo.ok("promote", "--from", "dev", "--to", "prod")
+
+    new = repo.pins("prod")
+    assert new.tag == "0.2.0"
+    assert (new.chart_commit, new.chart_tree) == (old.chart_commit, old.chart_tree), "same tree: provenance kept"
+    assert repo.git("diff", "--name-only", "HEAD~1", "HEAD").split() == [PROD_RELEASE]
+
+
+def test_dry_run_prints_the_edit_writes_the_pr_body_and_nothing_else(repo):
+    repo.app_commit("chart: a comment")
     repo.bump("0.2.0")
     before = repo.state()
+    body = repo.path.parent / "body.md"
 
-    out = repo.ok("promote", "--from", "dev", "--to", "prod", "--dry-run")
+    out = repo.ok("promote", "--from", "dev", "--to", "prod", "--dry-run", "--pr-body", str(body))
 
-    assert "would promote dev → prod" in out
+    assert "would promote dev → prod (validated, not committed" in out
     assert '+  tag: "0.2.0"' in out
-    assert repo.state() == before
+    assert f"{PROD_CHART}/ ← chart tree" in out
+    assert repo.state() == before, "nothing in the repository changed"
+    text = body.read_text()
+    assert "a dry run: nothing committed" in text and "+          tag: 0.2.0" in text
 
 
 def _break_prod_only(repo):
@@ -194,7 +226,13 @@ def test_sigterm_mid_promotion_leaves_no_trace(repo):
         text=True,
     )
     deadline = time.monotonic() + 60
-    while len(repo.worktrees()) == len(worktrees) and proc.poll() is None and time.monotonic() < deadline:
+
+    def scratch_started() -> bool:
+        # Read the metadata directly: `git worktree list` itself fails while `worktree add` is half-way through.
+        admin = repo.path / ".git" / "worktrees"
+        return admin.is_dir() and any(admin.iterdir())
+
+    while not scratch_started() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, f"promotion finished before it could be interrupted: {proc.communicate()}"
     proc.send_signal(signal.SIGTERM)
@@ -215,7 +253,7 @@ def test_bump_commits_the_image_with_build_trailers(repo):
     )  # fmt: skip
 
     dev = repo.pins("dev")
-    assert (dev.tag, dev.digest, dev.revision) == ("0.2.0-abc1234", "sha256:" + "1" * 64, "main")
+    assert (dev.tag, dev.digest, dev.follows) == ("0.2.0-abc1234", "sha256:" + "1" * 64, True)
     assert repo.read(f"environments/dev/{APP}/values.yaml") == dev_values
     assert repo.git("log", "-1", "--format=%s") == "bump(dev): pod-details 0.1.0 → 0.2.0-abc1234\n"
     assert repo.trailers("Bumped") == ["dev"]
@@ -266,6 +304,23 @@ def test_image_references_parse(image, expected):
     assert parse_image(image, None) == expected
 
 
+def test_a_huge_promotion_keeps_the_body_under_githubs_limit_and_the_whole_diff_in_its_file(repo):
+    """Hundreds of objects' worth of change: the body is cut with a note, the diff file holds all of it."""
+    annotations = "".join(f"  example.com/note-{i:04d}: {'x' * 60}\n" for i in range(900))
+    values = f"apps/{APP}/chart/values.yaml"
+    repo.write(values, repo.read(values).replace("podAnnotations: {}\n", f"podAnnotations:\n{annotations}", 1))
+    repo.commit_all("chart: annotate pods a great deal")
+    body, full = repo.path.parent / "body.md", repo.path.parent / "prod.diff"
+
+    repo.ok("promote", "--from", "dev", "--to", "prod", "--pr-body", str(body), "--diff-file", str(full))
+
+    text, whole = body.read_text(), full.read_text()
+    assert len(text) <= rendered.GITHUB_LIMIT < len(whole)
+    assert "Diff cut to fit GitHub's 65,536-character limit" in text
+    assert "the complete diff is `prod.diff`" in text
+    assert whole.count("example.com/note-") >= 900
+
+
 def test_the_pr_body_is_cut_to_githubs_limit_with_a_note():
     diff = "".join(f"+line {i} " + "x" * 80 + "\n" for i in range(5000))
     body = rendered.fit_sections("## head\n", [("### Rendered diff", diff, "gitops diff a b --env prod")])
@@ -294,8 +349,33 @@ def test_promote_what_dev_reported_healthy_not_what_main_has_since(repo):
     prod = repo.pins("prod")
     assert (prod.tag, prod.digest) == ("0.2.0", repo.pins("dev", rev=healthy).digest)
     assert repo.trailers("Source-Commit") == [healthy]
+    assert repo.head() != healthy
 
     before = repo.state()
     proc = repo.gitops("promote", "--from", "dev", "--to", "prod", "--source-commit", "0" * 40)
     assert proc.returncode == 1 and "is not a commit in HEAD's history" in proc.stderr
     assert repo.state() == before
+
+
+def test_the_source_commit_note_names_the_promoted_commit_and_head(repo):
+    healthy = repo.bump("0.2.0")
+    head = repo.bump("0.3.0")
+
+    out = repo.ok("promote", "--from", "dev", "--to", "prod", "--source-commit", healthy, "--dry-run")
+
+    assert f"promoting dev as of {healthy[:12]} (--source-commit), not HEAD {head[:12]}" in out
+    assert "the 1 commit(s) since are not part of this promotion" in out
+
+
+def test_a_promotion_from_a_stale_local_main_says_which_commits_differ(repo):
+    repo.bump("0.2.0")
+    repo.git("switch", "--quiet", "-c", "promote/prod")
+    head = repo.head()
+    repo.git("branch", "--quiet", "-f", "main", "HEAD~1")
+
+    out = repo.ok("promote", "--from", "dev", "--to", "prod", "--dry-run")
+
+    assert (
+        f"warning: promoting HEAD ({head[:12]}), but the local branch main is at {repo.git('rev-parse', 'main')[:12]}"
+        in out
+    )

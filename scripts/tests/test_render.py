@@ -67,16 +67,15 @@ def test_dev_generates_exactly_its_applications(renders: dict[str, str]):
     assert values == {"repoURL": REPO_URL, "targetRevision": "main", "ref": "values"}
 
 
-def test_prod_generates_its_application_pinned_to_a_commit(repo: Path, renders: dict[str, str]):
+def test_prod_generates_its_application_from_its_chart_copy_at_main(repo: Path, renders: dict[str, str]):
     (app,) = applications(renders["prod"])
     assert app["metadata"]["name"] == "pod-details-prod"
     assert app["spec"]["destination"]["namespace"] == "apps-prod"
     chart, values = app["spec"]["sources"]
-    pinned = yaml.safe_load((repo / "environments/prod/pod-details/release.yaml").read_text())["chart"]["revision"]
-    assert len(pinned) == 40
-    assert chart["targetRevision"] == pinned
+    assert chart["path"] == "environments/prod/pod-details/chart"
+    assert chart["targetRevision"] == "main"
     assert chart["helm"]["valueFiles"] == ["$values/environments/prod/pod-details/values.yaml"]
-    assert values["targetRevision"] == pinned  # one repository, one revision per Application
+    assert values["targetRevision"] == "main"  # one repository, one revision per Application
     # prod preserves its resources when an Application goes away: no resources finalizer.
     assert "finalizers" not in app["metadata"]
 
@@ -213,15 +212,34 @@ def test_the_work_tree_is_what_branch_following_sources_render(repo: Path, rende
         values.write_text(original)
 
 
-def test_a_revision_that_does_not_exist_fails_naming_the_release(repo: Path):
-    release = repo / "environments/prod/pod-details/release.yaml"
-    original = release.read_text()
-    data = yaml.safe_load(original)
-    release.write_text(original.replace(data["chart"]["revision"], "deadbeef" * 5))
+def test_an_overlay_change_on_main_changes_that_environment_alone(repo: Path, renders: dict[str, str]):
+    """The incident: prod's minimum raised on main while an unpromoted chart change sits there too."""
+    service = repo / "apps/pod-details/chart/templates/service.yaml"
+    values = repo / "environments/prod/pod-details/values.yaml"
+    chart_before, values_before = service.read_text(), values.read_text()
+    service.write_text(chart_before.replace("metadata:\n", 'metadata:\n  annotations:\n    example.com/new: "1"\n', 1))
+    values.write_text(values_before.replace("minReplicas: 2", "minReplicas: 4"))
+    try:
+        prod = documents(gitops(repo, "render", "prod").stdout)
+        before = documents(renders["prod"])
+        changed = [(a["kind"], a["metadata"]["name"]) for a, b in zip(before, prod, strict=True) if a != b]
+        assert changed == [("HorizontalPodAutoscaler", "pod-details")], "the overlay's change, nothing else"
+        hpa = next(d for d in prod if d["kind"] == "HorizontalPodAutoscaler")
+        assert hpa["spec"]["minReplicas"] == 4
+        svc = next(d for d in prod if d["kind"] == "Service")
+        assert "annotations" not in svc["metadata"], "the chart change on main is not prod's until promoted"
+    finally:
+        service.write_text(chart_before)
+        values.write_text(values_before)
+
+
+def test_a_missing_chart_copy_fails_naming_the_folder(repo: Path):
+    chart = repo / "environments/prod/pod-details/chart"
+    moved = repo.parent / "chart-aside"
+    chart.rename(moved)
     try:
         proc = gitops(repo, "render", "prod", ok=False)
         assert proc.returncode == 1
-        assert "environments/prod/pod-details/release.yaml:" in proc.stderr
-        assert f"'{'deadbeef' * 5}' names no commit in this repository" in proc.stderr
+        assert "source path environments/prod/pod-details/chart does not exist" in proc.stderr
     finally:
-        release.write_text(original)
+        moved.rename(chart)

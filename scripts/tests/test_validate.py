@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
+from gitops import sandbox
 from gitops.findings import Finding
 from gitops.validate import validate
 
@@ -232,7 +232,6 @@ VARIANTS = [
     ),
     Variant(
         "missing-release",
-        # dev: a pinned environment may hold an overlay without a release (an app not released there yet)
         lambda r: (r / DEV / "release.yaml").unlink(),
         "repo-rules",
         "missing release.yaml",
@@ -247,18 +246,84 @@ VARIANTS = [
         lambda r: line_of(r / DEV / "release.yaml", "tag:"),
     ),
     Variant(
-        "prod-revision-that-does-not-exist",
-        lambda r: (r / PROD / "release.yaml").write_text(
-            (r / PROD / "release.yaml")
-            .read_text()
-            .replace(yaml.safe_load((r / PROD / "release.yaml").read_text())["chart"]["revision"], "deadbeef" * 5)
-        ),
-        "render",
-        f"'{'deadbeef' * 5}' names no commit in this repository",
+        "prod-overlay-typo",
+        lambda r: edit(r / PROD / "values.yaml", "  maxReplicas: 100\n", "  maxReplicas: 100\n  maxReplica: 7\n"),
+        "values-schema",
+        "additional properties 'maxReplica' not allowed",
+        f"{PROD}/values.yaml",
+        lambda r: line_of(r / PROD / "values.yaml", "maxReplica:"),
+    ),
+    Variant(
+        "prod-overlay-over-the-ceiling",
+        lambda r: edit(r / PROD / "values.yaml", "maxReplicas: 100", "maxReplicas: 300"),
+        "values-schema",
+        "maximum",
+        f"{PROD}/values.yaml",
+        lambda r: line_of(r / PROD / "values.yaml", "maxReplicas:"),
+    ),
+    Variant(
+        "prod-chart-edited-by-hand",
+        lambda r: edit(r / PROD / "chart/templates/service.yaml", "metadata:", "metadata:\n  # edited in place"),
+        "repo-rules",
+        "is not the chart this release names",
+        f"{PROD}/chart",
+    ),
+    Variant(
+        "prod-chart-commit-that-does-not-exist",
+        lambda r: set_value(r / PROD / "release.yaml", "chart.commit", "deadbeef" * 5),
+        "repo-rules",
+        f"chart.commit {'deadbeef' * 5} names no commit in this repository",
         f"{PROD}/release.yaml",
-        lambda r: line_of(r / PROD / "release.yaml", "revision:"),
+        lambda r: line_of(r / PROD / "release.yaml", "commit:"),
+    ),
+    Variant(
+        "prod-chart-tree-that-no-commit-had",
+        lambda r: set_value(
+            r / PROD / "release.yaml", "chart.tree", _git(r, "rev-parse", "HEAD:apps/pod-details/chart/templates")
+        ),
+        "repo-rules",
+        "the release names a chart no commit of apps/pod-details/chart had",
+        f"{PROD}/release.yaml",
+        lambda r: line_of(r / PROD / "release.yaml", "tree:"),
+    ),
+    Variant(
+        "prod-overlay-without-a-release",
+        lambda r: (r / PROD / "release.yaml").unlink(),
+        "repo-rules",
+        "pod-details was removed from prod without its folder",
+        f"{PROD}/release.yaml",
+    ),
+    Variant(
+        "dev-release-naming-a-chart",
+        lambda r: edit(r / DEV / "release.yaml", 'digest: ""\n', 'digest: ""\nchart:\n  revision: main\n'),
+        "repo-rules",
+        "chart.revision is the release format from before promoted charts were copied",
+        f"{DEV}/release.yaml",
+        lambda r: line_of(r / DEV / "release.yaml", "revision:"),
+    ),
+    Variant(
+        "prod-read-at-another-revision",
+        lambda r: edit(r / "environments/prod/applicationset.yaml", "targetRevision: main", "targetRevision: v1"),
+        "repo-rules",
+        "reads this repository at 'v1'",
+        "environments/prod/applicationset.yaml",
+    ),
+    Variant(
+        "prod-rendering-the-chart-on-main",
+        lambda r: edit(
+            r / "environments/prod/applicationset.yaml",
+            "path: 'environments/prod/{{ .path.basename }}/chart'",
+            "path: 'apps/{{ .path.basename }}/chart'",
+        ),
+        "repo-rules",
+        "renders apps/pod-details/chart; prod runs its promoted copy, environments/prod/pod-details/chart",
+        "environments/prod/applicationset.yaml",
     ),
 ]
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
@@ -310,6 +375,45 @@ def test_scoping_to_an_environment_and_to_changed_files(repo, helm):
     assert proc.returncode == 1 and "no environment 'staging'" in proc.stderr
 
 
+def test_a_prod_overlay_change_is_validated_on_the_commit_that_makes_it(repo, helm):
+    """The pre-commit hook's form: the changed overlay alone, against the chart prod runs."""
+    edit(repo.path / PROD / "values.yaml", "  maxReplicas: 100\n", "  maxReplicas: 100\n  maxReplica: 7\n")
+    proc = cli(repo.path, "--changed", f"{PROD}/values.yaml")
+    assert proc.returncode == 1, proc.stdout
+    assert f"prod/pod-details {PROD}/values.yaml:" in proc.stdout
+    assert "additional properties 'maxReplica' not allowed" in proc.stdout
+    assert "1 environment(s)" in proc.stdout
+
+
+def test_a_chart_change_on_main_validates_the_environment_that_runs_it(repo, helm):
+    edit(repo.path / "apps/pod-details/chart/values.yaml", "podAnnotations: {}", "podAnnotations: []")
+    report = validate(repo.path, changed=["apps/pod-details/chart/values.yaml"])
+    assert report.stats["environments"] == 1, "only dev runs apps/<app>/chart; prod runs its copy"
+    assert not report.ok
+
+
+def test_a_shallow_clone_renders_and_validates_every_environment(repo, helm, tmp_path):
+    """Everything an environment runs is at HEAD: `actions/checkout`'s default depth is enough."""
+    shallow = tmp_path / "shallow"
+    _git(tmp_path, "clone", "--quiet", "--depth", "1", f"file://{repo.path}", str(shallow))
+    assert _git(shallow, "rev-parse", "--is-shallow-repository") == "true"
+    for env in ("dev", "prod"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "gitops", "render", env], cwd=shallow, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr
+    proc = cli(shallow, "--format", "json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"], proc.stdout
+    assert any(
+        "is not in this shallow clone, so whether apps/pod-details/chart had this tree there is not checked" in n
+        for n in report["notes"]
+    ), report["notes"]
+    edit(shallow / PROD / "chart/values.yaml", "podAnnotations: {}", "podAnnotations: {a: b}")
+    broken = json.loads(cli(shallow, "prod", "--format", "json").stdout)
+    assert any("is not the chart this release names" in p["message"] for p in broken["problems"])
+
+
 # -- --live: the platform's admission policies on a real API server ----------------------------------------------
 
 
@@ -323,18 +427,16 @@ def loosen_schema(root: Path) -> None:
     (root / SCHEMA).write_text(json.dumps(schema, indent=2) + "\n")
 
 
-def pin_prod_to_head(repo) -> None:
+def promote_chart_to_prod(repo) -> None:
     head = repo.commit_all("chart: a looser schema")
-    release = repo.path / PROD / "release.yaml"
-    old = yaml.safe_load(release.read_text())["chart"]["revision"]
-    release.write_text(release.read_text().replace(old, head))
+    sandbox.copy_charts(repo.path, "prod", head)
 
 
 def hpa_max_500(repo) -> None:
     loosen_schema(repo.path)
+    promote_chart_to_prod(repo)  # prod runs its own copy of the chart: give it the looser one
     set_value(repo.path / PROD / "values.yaml", "autoscaling.enabled", True)
     set_value(repo.path / PROD / "values.yaml", "autoscaling.maxReplicas", 500)
-    pin_prod_to_head(repo)  # prod reads chart and overlay at its pinned commit
 
 
 def no_limits(repo) -> None:
@@ -393,7 +495,8 @@ def test_each_policy_violation_is_denied_live_with_the_policys_message(
     (p,) = denied
     assert (p["env"], p["app"], p["kind"], p["name"]) == (env, "pod-details", kind, "pod-details")
     assert "ValidatingAdmissionPolicy 'apps-" in p["message"]
-    assert p["file"].startswith("apps/pod-details/chart/templates/")
+    chart = "apps/pod-details/chart" if env == "dev" else f"environments/{env}/pod-details/chart"
+    assert p["file"].startswith(f"{chart}/templates/"), "the template of the chart that environment runs"
 
 
 def test_a_platform_charts_pods_are_held_to_their_namespaces_pod_security_live(

@@ -130,7 +130,11 @@ def test_promotion_never_races_and_opens_one_pr_per_target():
     assert wf["on"]["repository_dispatch"]["types"] == ["dev-healthy"]
     (job,) = wf["jobs"].values()
     runs = [s["run"] for s in job["steps"] if "run" in s]
-    assert any(r.startswith(".venv/bin/gitops promote --from dev --to prod") and "--pr-body" in r for r in runs)
+    (promote,) = [r for r in runs if r.startswith(".venv/bin/gitops promote --from dev --to prod")]
+    assert "--pr-body" in promote and '--diff-file "$RUNNER_TEMP/prod-rendered.diff"' in promote
+    # The complete rendered diff, which the PR body may have to cut, stays with the run.
+    (upload,) = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert upload["with"]["path"] == "${{ runner.temp }}/prod-rendered.diff"
     (pr,) = [s for s in job["steps"] if str(s.get("uses", "")).startswith("peter-evans/create-pull-request@")]
     assert pr["with"]["branch"] == "promote/prod"
     assert pr["with"]["labels"].split() == ["promotion", "env:prod"]
@@ -241,7 +245,10 @@ def test_diff_shows_only_what_changes_and_fits_a_comment(repo, helm):
     text = repo.ok("diff", base, "HEAD")
     assert "+          tag: 0.2.0" in text
     assert "pod-details-prod" not in text, "prod did not change: no lines of it in the diff"
-    assert repo.ok("diff", base, "HEAD", "--env", "prod") == ""
+    assert "=== dev: 2 rendered file(s) change\n" in text, "a heading per environment"
+    assert "--- dev / pod-details (Application pod-details-dev)\n" in text, "and per app"
+    assert "--- dev / the Applications of dev (its ApplicationSet's output)\n" in text
+    assert repo.ok("diff", base, "HEAD", "--env", "prod") == "=== prod: no change\n"
 
     markdown = repo.ok("diff", base, "HEAD", "--format", "markdown")
     assert "changes in `dev`" in markdown

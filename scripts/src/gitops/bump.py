@@ -44,11 +44,11 @@ def bump(root: Path, env: str, app: str, image: str, digest: str | None, source_
     gitutil.require_clean(root, "bump")
     layout = release.layout(root)
     layout.require_env(env)
-    if env in layout.pinned:
+    if env in layout.promoted:
         first = layout.order[0] if layout.order else "dev"
         raise GitopsError(
-            f"{env} is a promotion target (its chart revisions are pinned); builds bump {first} only, and "
-            f"{env} receives releases by `gitops promote`"
+            f"{env} is a promotion target (it runs promoted releases: image and chart copy); builds bump {first} "
+            f"only, and {env} receives releases by `gitops promote`"
         )
     layout.require_app(env, app)
     repository, tag, d = parse_image(image, digest)
@@ -68,7 +68,7 @@ def bump(root: Path, env: str, app: str, image: str, digest: str | None, source_
             f"skipped: {env}/{app} already runs a build of {stale[:12]}, which is newer than {source[:12]} "
             "(builds of successive pushes finished out of order)\n"
         )
-    pins = Pins(repository, tag, d, current.revision)
+    pins = Pins(repository, tag, d, current.chart_commit, current.chart_tree)
     if pins == current:
         return f"nothing to bump: {env}/{app} already runs {pins.image}\n"
     subject = f"bump({env}): {app} {history.describe(current, pins)}"

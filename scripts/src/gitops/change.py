@@ -23,21 +23,34 @@ class Change:
     message: str  # subject, body and trailers
     validate_envs: list[str]
     what: str  # "the promotion of dev to prod", for messages
-    prepared: dict[str, str] = field(default_factory=dict)  # filled by the `prepare` hook (e.g. a PR body)
+    # repo-relative folder -> the git tree it must hold afterwards (a promoted chart copy), or None to remove it
+    trees: dict[str, str | None] = field(default_factory=dict)
 
 
-def apply(root: Path, change: Change, base: str, prepare: Callable[[Path, str, str], None] | None = None) -> str:
+def apply(
+    root: Path,
+    change: Change,
+    base: str,
+    prepare: Callable[[Path, str, str], None] | None = None,
+    *,
+    land: bool = True,
+) -> str:
     """Commit ``change`` on top of ``base`` (HEAD when the change was planned) and fast-forward to it; the new sha.
 
     ``prepare(scratch_tree, base, new_sha)`` runs after the commit exists but before the checkout moves: work that
-    must succeed for the change to land (rendering the PR body) fails it there, atomically.
+    must succeed for the change to land (rendering the PR body) fails it there, atomically. With ``land=False``
+    everything happens but the last step (a dry run that still validates and prepares): the commit is discarded.
     """
     with gitutil.interrupts_as_keyboard_interrupt(), gitutil.Scratch(root, base) as scratch:
+        for folder, tree in change.trees.items():
+            scratch.put_tree(folder, tree)
         for path, text in change.files.items():
             scratch.write(path, text)
         rendered.validate(scratch.path, change.validate_envs, change.what)
-        sha = scratch.commit(change.message, list(change.files))
+        paths = [*change.files, *(folder for folder, tree in change.trees.items() if tree)]
+        sha = scratch.commit(change.message, paths)
         if prepare is not None:
             prepare(scratch.path, base, sha)
-        gitutil.land(root, base, sha)
+        if land:
+            gitutil.land(root, base, sha)
     return sha

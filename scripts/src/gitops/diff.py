@@ -18,14 +18,33 @@ def environments(root: Path, base: str, head: str) -> list[str]:
     return [n for n in order if n in names] + sorted(n for n in names if n not in order)
 
 
+def _title(rel: str, env: str) -> str:
+    """`pod-details (Application pod-details-prod)` for `pod-details-prod.yaml`; the Applications' own file too."""
+    name = rel.removesuffix(".yaml")
+    if name == "applications":
+        return f"the Applications of {env} (its ApplicationSet's output)"
+    return f"{name.removesuffix(f'-{env}')} (Application {name})"
+
+
+def text(per_file: list[tuple[str, list[tuple[str, str]]]]) -> str:
+    """A heading per environment, and per app under it, before each diff; environments without a change say so."""
+    out = []
+    for env, files in per_file:
+        out.append(f"=== {env}: " + (f"{len(files)} rendered file(s) change\n" if files else "no change\n"))
+        for rel, d in files:
+            out.append(f"--- {env} / {_title(rel, env)}\n{d}")
+    return "".join(out)
+
+
 def diff(root: Path, base: str, head: str, envs: list[str], fmt: str) -> str:
     for ref in (base, head):
         if gitutil.rev_parse(root, ref) is None:
             raise GitopsError(f"{ref!r} names no commit in this clone (fetch it, e.g. with fetch-depth: 0)")
     names = envs or environments(root, base, head)
-    diffs = [(env, rendered.render_diff(root, env, base, head)) for env in names]
+    per_file = [(env, rendered.render_diff(root, env, base, head)) for env in names]
     if fmt == "text":
-        return "".join(d for _, d in diffs)
+        return text(per_file)
+    diffs = [(env, "".join(d for _, d in files)) for env, files in per_file]
     short_base, short_head = gitutil.rev_parse(root, base)[:12], gitutil.rev_parse(root, head)[:12]  # type: ignore[index]
     changed = [env for env, d in diffs if d]
     head_md = (

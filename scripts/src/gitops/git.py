@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import io
+import os
 import re
 import subprocess
 import tarfile
+import tempfile
 import threading
 from pathlib import Path
 
@@ -50,6 +52,22 @@ def resolve(root: Path, rev: str) -> str | None:
         if proc.returncode == 0:
             return proc.stdout.decode().strip()
     return None
+
+
+def object_id(root: Path, spec: str) -> str | None:
+    """The id of the object ``spec`` names (``<rev>:<path>`` for a tree or blob), or None when it names none."""
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet", spec], capture_output=True)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def changed_paths(root: Path, old: str, new: str) -> list[str]:
+    """Paths that differ between two trees (or commits), relative to them; [] when either is unknown here."""
+    proc = subprocess.run(["git", "-C", str(root), "diff", "--name-only", "-z", old, new], capture_output=True)
+    return [p for p in proc.stdout.decode().split("\0") if p] if proc.returncode == 0 else []
+
+
+def is_shallow(root: Path) -> bool:
+    return git(root, "rev-parse", "--is-shallow-repository").decode().strip() == "true"
 
 
 def commit_exists(root: Path, sha: str) -> bool:
@@ -95,6 +113,11 @@ class Snapshot:
         }
         return sorted(names)
 
+    def tree_id(self, path: str) -> str | None:
+        """The git object id of the directory (or file) ``path`` as a commit of this snapshot would record it: equal
+        ids mean byte-identical content, whatever the history. None when ``path`` does not exist."""
+        raise NotImplementedError
+
     def _file_set(self) -> frozenset[str]:
         cached = getattr(self, "_files_cache", None)
         if cached is None:
@@ -127,6 +150,21 @@ class WorkTree(Snapshot):
     def export(self, paths: list[str], dest: Path) -> Path:
         # The work tree is already on disk: nothing to copy.
         return self.root
+
+    def tree_id(self, path: str) -> str | None:
+        # Stage the folder into a throw-away index (the user's index is never touched) and let git write its tree:
+        # exactly the id a commit of the work tree would give it, ignored files left out as a commit leaves them.
+        if self.exists(path):  # a file: its blob id, with the same filters `git add` applies
+            return git(self.root, "hash-object", "--", path).decode().strip()
+        if not self.is_dir(path):
+            return None
+        with tempfile.TemporaryDirectory(prefix="gitops-index-") as tmp:
+            env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            for args in (["add", "--", path], ["write-tree", f"--prefix={path.rstrip('/')}/"]):
+                proc = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, env=env)
+                if proc.returncode != 0:
+                    raise GitError(f"`git {' '.join(args)}` failed in {self.root}: {proc.stderr.decode().strip()}")
+            return proc.stdout.decode().strip()
 
 
 class Commit(Snapshot):
@@ -186,6 +224,9 @@ class Commit(Snapshot):
                 for p in todo:
                     self._exported[p] = base / p
         return base
+
+    def tree_id(self, path: str) -> str | None:
+        return object_id(self.root, f"{self.sha}:{path.rstrip('/')}")
 
     def close(self) -> None:
         if self._batch and self._batch.poll() is None:

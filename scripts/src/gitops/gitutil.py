@@ -8,11 +8,13 @@ command used here exists in git 2.39 (Debian 12), the oldest git we support.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -110,6 +112,21 @@ def rev_parse_object(root: Path, spec: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def export_tree(root: Path, rev: str, path: str, dest: Path) -> None:
+    """The folder ``path`` as at ``rev`` written to ``dest`` (files and modes exactly, so its tree id is the same)."""
+    data = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", rev, "--", path], capture_output=True)
+    if data.returncode != 0:
+        raise GitCommandError(f"`git archive {rev} -- {path}` failed in {root}: {data.stderr.decode().strip()}")
+    depth = len(path.strip("/").split("/"))
+    with tarfile.open(fileobj=io.BytesIO(data.stdout)) as tar:
+        for member in tar.getmembers():
+            parts = member.name.split("/")[depth:]
+            if not parts:
+                continue
+            member.name = "/".join(parts)
+            tar.extract(member, dest, filter="data")
+
+
 def log_oneline(root: Path, old: str, new: str, path: str) -> list[str]:
     """`git log --oneline old..new -- path`, newest first."""
     out = run(root, "log", "--oneline", "--no-decorate", f"{old}..{new}", "--", path)
@@ -124,7 +141,7 @@ def with_trailers(message: str, trailers: Sequence[tuple[str, str]]) -> str:
     """``message`` with ``trailers`` appended, in order, by `git interpret-trailers`.
 
     ``--if-exists add`` overrides a user's trailer.ifExists config: two apps promoted at the same chart revision must
-    both keep their `Chart-Revision:` line, or the per-app lists in the trailers no longer line up.
+    both keep their `Chart-Commit:` line, or the per-app lists in the trailers no longer line up.
     """
     args = ["interpret-trailers", "--if-exists", "add", "--if-missing", "add", "--where", "end"]
     for key, value in trailers:
@@ -190,15 +207,26 @@ class Scratch:
         except FileNotFoundError:
             return None
 
+    def put_tree(self, rel: str, tree: str | None) -> None:
+        """Make the folder ``rel`` hold exactly the git tree ``tree`` (files, modes, nothing else), staged; ``None``
+        removes it. Copying by tree id keeps the copy's own tree id equal to ``tree``, which is what proves it."""
+        run(self.path, "rm", "-r", "-q", "--ignore-unmatch", "--", rel)
+        shutil.rmtree(self.path / rel, ignore_errors=True)
+        if tree is not None:
+            run(self.path, "read-tree", f"--prefix={rel.rstrip('/')}/", tree)
+            run(self.path, "checkout", "--", rel)
+
     def commit(self, message: str, paths: Sequence[str]) -> str:
-        run(self.path, "add", "--", *paths)
+        run(self.path, "add", "-A", "--", *paths)
         # --no-verify: the user's hooks run on their own commits; a release change is checked by `gitops validate`.
         run(self.path, "commit", "--quiet", "--no-verify", "--cleanup=verbatim", "-F", "-", input=message)
         return head(self.path)
 
     def close(self) -> None:
+        # Twice --force: a `worktree add` cut short by an interrupt leaves its worktree locked ("initializing").
         subprocess.run(
-            ["git", "-C", str(self.root), "worktree", "remove", "--force", str(self.path)], capture_output=True
+            ["git", "-C", str(self.root), "worktree", "remove", "--force", "--force", str(self.path)],
+            capture_output=True,
         )
         shutil.rmtree(self._parent, ignore_errors=True)
         subprocess.run(["git", "-C", str(self.root), "worktree", "prune"], capture_output=True)

@@ -5,16 +5,17 @@ The reference app (``apps/pod-details``) is the template. A second copy of its c
 from it; copying the app itself, with its names substituted, gives every new app the code, tests, Dockerfile and chart
 that the repository's tests prove today.
 
-An app reaches the environments in two steps, because a promotion target pins its chart to an exact commit that
-contains the chart (docs/adr/0002-pinned-chart-revisions-in-prod.md), and a new app's chart is in no commit yet:
+An app reaches the environments in two steps, because a promotion target runs a copy of the chart taken from a
+commit of ``main`` (docs/adr/0006-promoted-charts-are-copied-into-the-environment.md), and a new app's chart is in no
+commit yet:
 
-1. ``gitops new-app NAME`` writes the app and its folder in every environment that follows a branch (dev): an
-   overlay with the environment's hostname and a release with the app's first image tag. The build workflow
-   replaces that tag with the first image it builds once the change is merged.
+1. ``gitops new-app NAME`` writes the app and its folder in the first environment (dev): an overlay with the
+   environment's hostname and a release with the app's first image tag. The build workflow replaces that tag with the
+   first image it builds once the change is merged.
 2. ``gitops new-app NAME --env prod``, once the app is merged and runs in the environment before prod, writes prod's
-   overlay and its first release: the image the previous environment runs and the exact commit that holds the chart.
-   From then on ``gitops promote`` moves it like any other app. Until then prod has no folder for the app, no
-   Application, and ``gitops validate`` accepts that (gitops.rules).
+   folder whole: its overlay, its first release (the image the previous environment runs) and the chart copied from
+   HEAD with its provenance. From then on ``gitops promote`` moves it like any other app. Until then prod has no
+   folder for the app, no Application, and ``gitops validate`` accepts that (gitops.rules).
 
 Both steps write to the work tree only, all or nothing, and leave the commit to the developer: the result is
 reviewed as a pull request like any other change.
@@ -286,10 +287,9 @@ def release_text(template_text: str | None, pins: release.Pins, file: str) -> st
     """A release.yaml with ``pins``, keeping the reference app's comments for the environment when it has one."""
     if template_text:
         return release.update(template_text, pins, file)
-    data = {
-        "image": {"repository": pins.repository, "tag": pins.tag, "digest": pins.digest},
-        "chart": {"revision": pins.revision},
-    }
+    data: dict[str, Any] = {"image": {"repository": pins.repository, "tag": pins.tag, "digest": pins.digest}}
+    if not pins.follows:
+        data["chart"] = {"commit": pins.chart_commit, "tree": pins.chart_tree}
     return release.update(_dump(_commented(data)), pins, file)
 
 
@@ -690,12 +690,9 @@ def create(root: Path, name: str, *, port: int | None, owner: str, description: 
     new = AppSpec(name, old.port if port is None else port, description or old.description, owner)
     check_spec(new)
     files = template_files(root)
-    creation_envs = [e for e in model.environments.values() if e.name in model.promotion.order and not e.pinned]
-    pinned_envs = [e for e in model.environments.values() if e.name in model.promotion.order and e.pinned]
+    creation_envs = [e for e in model.environments.values() if e.name in model.promotion.order and not e.promoted]
     if not creation_envs:
-        raise GitopsError(
-            f"{repomodel.PROMOTION_FILE} names no environment that follows a branch: a new app starts in the first one"
-        )
+        raise GitopsError(f"{repomodel.PROMOTION_FILE} names no environment: a new app starts in the first one")
     for env in creation_envs:
         if not env.domain:
             raise GitopsError(f"{env.folder}/env.yaml has no `domain`: the app's hostname there would be unknown")
@@ -723,10 +720,6 @@ def create(root: Path, name: str, *, port: int | None, owner: str, description: 
         for env in creation_envs:
             _stage_env(tx, model, env, name, old.name, _first_pins(model, env, name, old.name))
             _stage_listener(root, env, name, listeners)
-        # A pinned environment reads the overlay at its pinned commit (one repository, one revision per Argo CD
-        # Application), so the overlay is committed with the app and only the release follows the merge.
-        for env in pinned_envs:
-            _stage_env(tx, model, env, name, old.name, None)
         for rel, text in listeners.items():
             tx.edit(rel, text)
 
@@ -745,29 +738,28 @@ def create(root: Path, name: str, *, port: int | None, owner: str, description: 
     result.modified = modified
     for env in creation_envs:
         result.lines.append(f"  {env.name}: Application {name}-{env.name} at https://{hostname(name, env)}")
-    pinned = [e.name for e in model.environments.values() if e.name in model.promotion.order and e.pinned]
+    promoted = [e.name for e in model.environments.values() if e.name in model.promotion.order and e.promoted]
     next_steps = [
         "next: `gitops validate`, then commit and open a pull request; once merged, the build workflow builds the",
         f"  first image and bumps it into {creation_envs[0].name}.",
     ]
-    for env in pinned:
+    for env in promoted:
         next_steps.append(
-            f"  {env} pins exact commits, so {name} reaches it after the merge: `gitops new-app {name} --env {env}`"
+            f"  {env} runs a copy of the chart from a commit of main, so {name} reaches it after the merge: "
+            f"`gitops new-app {name} --env {env}`"
         )
     result.next_steps = next_steps
     return result
 
 
 def _first_pins(model: repomodel.Repo, env: repomodel.Environment, name: str, template: str) -> release.Pins:
-    """The new app's first release in a branch-following environment: its image repository (the reference app's,
-    renamed), its first version as the tag, and the reference app's chart revision there (the branch)."""
+    """The new app's first release in the first environment: its image repository (the reference app's, renamed)
+    and its first version as the tag; its chart is apps/<name>/chart on main."""
     ae = model.app_envs.get((env.name, template))
     repository = f"docker.io/azurelaboratory/{name}"
-    revision = repomodel.TRACKED_BRANCH
     if ae is not None and ae.release is not None:
         repository = str(ae.release.image.repository).replace(template, name)
-        revision = str(ae.release.chart_revision) or revision
-    return release.Pins(repository, FIRST_VERSION, "", revision)
+    return release.Pins(repository, FIRST_VERSION, "")
 
 
 def _stage_env(
@@ -776,22 +768,22 @@ def _stage_env(
     env: repomodel.Environment,
     name: str,
     template: str,
-    pins: release.Pins | None,
+    pins: release.Pins,
+    chart_from: tuple[str, str] | None = None,
 ) -> None:
-    """The app's overlay in ``env``, and its release.yaml when ``pins`` are given."""
+    """The app's folder in ``env``: its overlay, its release.yaml and, with ``chart_from`` (a commit and a chart
+    folder), the chart copied from that folder at that commit."""
     values_rel = f"{env.folder}/{name}/values.yaml"
     release_rel = f"{env.folder}/{name}/release.yaml"
-    release = None
-    if pins is not None:
-        release = release_text(model.read(f"{env.folder}/{template}/release.yaml"), pins, release_rel)
-    if (tx.root / values_rel).exists() and release is not None:
-        tx.edit(release_rel, release)  # first release in a pinned env: the overlay was committed with the app
-        return
+    template_release = model.read(f"{env.folder}/{template}/release.yaml")
+    if template_release is not None:  # its comments name the reference app
+        template_release = template_release.replace(template, name)
     folder = tx.stage(f"{env.folder}/{name}")
     template_values = model.read(f"{env.folder}/{template}/values.yaml")
     (folder / "values.yaml").write_text(overlay_text(template_values, hostname(name, env), values_rel))
-    if release is not None:
-        (folder / "release.yaml").write_text(release)
+    (folder / "release.yaml").write_text(release_text(template_release, pins, release_rel))
+    if chart_from is not None:
+        gitutil.export_tree(tx.root, *chart_from, folder / "chart")
 
 
 def _stage_listener(root: Path, env: repomodel.Environment, name: str, edits: dict[str, str]) -> None:
@@ -833,32 +825,32 @@ def first_release(root: Path, name: str, env_name: str) -> Result:
     if not env.domain:
         raise GitopsError(f"{env.folder}/env.yaml has no `domain`: the app's hostname there would be unknown")
 
-    revision = source.revision
     notes: list[str] = []
-    if env.pinned:
-        commit = revision if gitutil.SHA_RE.match(revision) else gitutil.head(root)
-        if gitutil.show(root, commit, f"apps/{name}/chart/Chart.yaml") is None:
+    if source.follows:
+        commit = gitutil.head(root)  # the chart on main, as of the commit this runs on
+        tree = gitutil.tree_id(root, commit, f"apps/{name}/chart")
+        if tree is None:
             raise GitopsError(
-                f"apps/{name}/chart is not in commit {commit[:12]}: {env_name} pins the exact commit that holds the "
-                f"chart, so commit and merge the app first, then run this on a checkout of that commit"
+                f"apps/{name}/chart is not in commit {commit[:12]}: {env_name} runs a copy of the chart taken from a "
+                f"commit, so commit and merge the app first, then run this on a checkout of that commit"
             )
-        if env.pinned and gitutil.show(root, commit, f"{folder}/values.yaml") is None:
-            raise GitopsError(
-                f"{folder}/values.yaml is not in commit {commit[:12]}: {env_name} reads its overlay at the pinned "
-                f"commit, so commit and merge the overlay (`gitops new-app {name}` writes it) first"
-            )
-        revision = commit
         tracked = gitutil.rev_parse(root, f"refs/remotes/origin/{repomodel.TRACKED_BRANCH}")
         if tracked is not None and not gitutil.is_ancestor(root, commit, tracked):
             notes.append(
-                f"warning: {commit[:12]} is not on origin/{repomodel.TRACKED_BRANCH} yet: Argo CD can only render a "
-                "commit that the repository it reads has; merge it before this change"
+                f"warning: {commit[:12]} is not on origin/{repomodel.TRACKED_BRANCH} yet: the chart copy records it "
+                f"as its source, so run this on a checkout of a merged commit"
             )
-    pins = release.Pins(source.repository, source.tag, source.digest, revision)
-
-    result = Result(lines=[*notes, f"first release of {name} in {env_name} ({pins.image}, chart {revision}):"])
+        pins = release.Pins(source.repository, source.tag, source.digest, commit, tree)
+    else:
+        pins = source  # from a promotion target: its release and copy as they are
+    if source.follows:
+        chart_from = (pins.chart_commit, f"apps/{name}/chart")
+    else:
+        chart_from = (gitutil.head(root), release.chart_dir(previous, name))
+    copied = f"chart copied from {chart_from[1]} at {chart_from[0][:12]}"
+    result = Result(lines=[*notes, f"first release of {name} in {env_name} ({pins.image}, {copied}):"])
     with _transaction(root) as tx:
-        _stage_env(tx, model, env, name, TEMPLATE_APP, pins)
+        _stage_env(tx, model, env, name, TEMPLATE_APP, pins, chart_from)
         listeners: dict[str, str] = {}
         _stage_listener(root, env, name, listeners)
         for rel, text in listeners.items():

@@ -1,9 +1,17 @@
-"""Release pins: what moves between environments (image repository/tag/digest, chart revision), read from and written
-to ``environments/<env>/<app>/release.yaml`` without disturbing the rest of the file.
+"""Releases: what moves between environments, read from and written to ``environments/<env>/<app>/release.yaml``
+without disturbing the rest of the file.
 
-Only these four values are ever promoted; ``values.yaml`` (how an environment differs) never is. Edits go through
-ruamel.yaml's round-trip mode so comments, key order and quoting survive: a promotion diff shows the pins and nothing
-else.
+A release is an image (repository, tag, digest) and a chart:
+
+- in the first environment of ``environments/promotion.yaml`` (dev) the chart is ``apps/<app>/chart`` on ``main``,
+  so its release.yaml names only the image (``gitops bump`` writes it);
+- in every later environment the chart is a copy, ``environments/<env>/<app>/chart/``, that ``gitops promote`` writes
+  together with ``chart.commit`` (the commit of ``apps/<app>/chart`` it was copied from) and ``chart.tree`` (the git
+  tree id of that folder, which the copy must keep: ``gitops validate`` compares them). The environment is then
+  described entirely by its folder at ``main`` (docs/adr/0006-promoted-charts-are-copied-into-the-environment.md).
+
+``values.yaml`` beside it (how an environment differs) is never part of a release. Edits go through ruamel.yaml's
+round-trip mode so comments, key order and quoting survive: a promotion diff shows the release and nothing else.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
@@ -21,18 +30,32 @@ from gitops import gitutil, yamlio
 from gitops.errors import GitopsError
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# The branch the first environment's chart follows (repo.TRACKED_BRANCH; repeated here to keep this module a leaf).
+FOLLOWED = "main"
 
 
 def release_file(env: str, app: str) -> str:
     return f"environments/{env}/{app}/release.yaml"
 
 
+def chart_dir(env: str, app: str) -> str:
+    """Where a promotion target keeps the copy of the chart it runs."""
+    return f"environments/{env}/{app}/chart"
+
+
+def source_chart(app: str) -> str:
+    return f"apps/{app}/chart"
+
+
 @dataclass(frozen=True)
 class Pins:
+    """One release. ``chart_commit``/``chart_tree`` are empty in an environment whose chart follows ``main``."""
+
     repository: str
     tag: str
     digest: str  # "" or sha256:<64 hex>
-    revision: str  # a branch (follows its head) or an exact 40-hex commit
+    chart_commit: str = ""  # the commit of apps/<app>/chart the environment's copy was taken from
+    chart_tree: str = ""  # the git tree id of that chart folder (and of the copy)
 
     @property
     def image(self) -> str:
@@ -41,15 +64,27 @@ class Pins:
         return f"{ref}@{self.digest}" if self.digest else ref
 
     @property
-    def pinned(self) -> bool:
-        return bool(gitutil.SHA_RE.match(self.revision))
+    def follows(self) -> bool:
+        """The chart is apps/<app>/chart on main (the first environment), not a promoted copy."""
+        return not self.chart_commit
+
+    @property
+    def revision(self) -> str:
+        """Where the chart comes from, in one word: the commit it was copied from, or the branch it follows."""
+        return self.chart_commit or FOLLOWED
+
+    def same_image(self, other: Pins | None) -> bool:
+        return other is not None and self.image == other.image
+
+    def same_chart(self, other: Pins | None) -> bool:
+        return other is not None and (self.chart_commit, self.chart_tree) == (other.chart_commit, other.chart_tree)
 
     def short_image(self) -> str:
         """`tag@sha256:0123abcd` — enough to tell two releases apart in a table."""
         return f"{self.tag}@{self.digest[:15]}" if self.digest else self.tag
 
     def short_revision(self) -> str:
-        return self.revision[:12] if self.pinned else self.revision
+        return self.chart_commit[:12] if self.chart_commit else FOLLOWED
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -61,33 +96,49 @@ def _load(text: str, file: str) -> Any:
     except YAMLError as e:
         raise GitopsError(f"{file}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
-        raise GitopsError(f"{file}: expected a mapping with `image:` and `chart:`, got {type(data).__name__}")
+        raise GitopsError(f"{file}: expected a mapping with `image:` (and `chart:` in a promotion target)")
     return data
 
 
-def parse(text: str, file: str) -> Pins:
-    """The pins of a release.yaml; an error names the file and the key that is missing or malformed."""
+SHA_HELP = "a 40-hex git object id"
+
+
+def parse(text: str, file: str, *, legacy: bool = False) -> Pins:
+    """The release in a release.yaml; an error names the file and the key that is missing or malformed.
+
+    ``legacy`` also reads the format from before promoted charts were copied (``chart.revision``: a branch, or the
+    commit a promotion target rendered apps/<app>/chart at), for reading history: the tree is then unknown ("")."""
     data = _load(text, file)
     image = data.get("image")
-    chart = data.get("chart")
     if not isinstance(image, dict):
         raise GitopsError(f"{file}: expected `image:` with repository, tag and digest")
-    if not isinstance(chart, dict):
-        raise GitopsError(f"{file}: expected `chart:` with revision")
-    values = {
-        "repository": image.get("repository"),
-        "tag": image.get("tag"),
-        "digest": image.get("digest"),
-        "revision": chart.get("revision"),
-    }
+    values = {k: image.get(k) for k in ("repository", "tag", "digest")}
     for key, value in values.items():
         if value is None or (key != "digest" and value == ""):
-            where = "chart.revision" if key == "revision" else f"image.{key}"
-            raise GitopsError(f"{file}: `{where}` is missing (expected a non-empty string)")
+            raise GitopsError(f"{file}: `image.{key}` is missing (expected a non-empty string)")
     digest = str(values["digest"])
     if digest and not DIGEST_RE.match(digest):
         raise GitopsError(f'{file}: `image.digest` is {digest!r}; expected "" or sha256:<64 hex>')
-    return Pins(str(values["repository"]), str(values["tag"]), digest, str(values["revision"]))
+    commit = tree = ""
+    chart = data.get("chart")
+    if chart is not None:
+        if not isinstance(chart, dict):
+            raise GitopsError(f"{file}: `chart:` must be a mapping with commit and tree")
+        if "revision" in chart and "commit" not in chart:
+            revision = str(chart.get("revision") or "")
+            if legacy and (revision == FOLLOWED or gitutil.SHA_RE.match(revision)):
+                commit = "" if revision == FOLLOWED else revision
+                return Pins(str(values["repository"]), str(values["tag"]), digest, commit, "")
+            raise GitopsError(
+                f"{file}: `chart.revision` is the release format from before promoted charts were copied into the "
+                "environment (docs/adr/0006-promoted-charts-are-copied-into-the-environment.md); a release names "
+                "`chart.commit` and `chart.tree`"
+            )
+        commit, tree = str(chart.get("commit") or ""), str(chart.get("tree") or "")
+        for key, value in (("commit", commit), ("tree", tree)):
+            if not gitutil.SHA_RE.match(value):
+                raise GitopsError(f"{file}: `chart.{key}` is {chart.get(key)!r}; expected {SHA_HELP}")
+    return Pins(str(values["repository"]), str(values["tag"]), digest, commit, tree)
 
 
 def _like(old: Any, new: str) -> Any:
@@ -100,28 +151,36 @@ def _like(old: Any, new: str) -> Any:
     return new
 
 
+def _set(mapping: Any, key: str, value: str) -> None:
+    old = mapping.get(key)
+    if old is not None and str(old) == value:
+        return  # untouched keys keep their exact bytes
+    mapping[key] = DoubleQuotedScalarString(value) if value == "" else _like(old, value)
+
+
 def update(text: str, pins: Pins, file: str) -> str:
-    """``text`` with its four pins set to ``pins``; comments, order and formatting of everything else kept."""
+    """``text`` holding ``pins``; comments, order and formatting of everything else kept."""
     data = _load(text, file)
     image = data.setdefault("image", {})
-    chart = data.setdefault("chart", {})
-    for mapping, key, value in (
-        (image, "repository", pins.repository),
-        (image, "tag", pins.tag),
-        (image, "digest", pins.digest),
-        (chart, "revision", pins.revision),
-    ):
-        old = mapping.get(key)
-        if old is not None and str(old) == value:
-            continue  # untouched keys keep their exact bytes
-        mapping[key] = DoubleQuotedScalarString(value) if value == "" else _like(old, value)
+    for key in ("repository", "tag", "digest"):
+        _set(image, key, getattr(pins, key))
+    if pins.follows:
+        data.pop("chart", None)
+    else:
+        chart = data.get("chart")
+        if not isinstance(chart, dict):
+            data["chart"] = chart = CommentedMap()
+        for stale in [k for k in chart if k not in ("commit", "tree")]:
+            del chart[stale]
+        _set(chart, "commit", pins.chart_commit)
+        _set(chart, "tree", pins.chart_tree)
     out = io.StringIO()
     yamlio.round_trip().dump(data, out)
     return out.getvalue()
 
 
 def read(root: Path, env: str, app: str, rev: str | None = None) -> Pins | None:
-    """The pins of ``env``/``app`` in the work tree (``rev`` None) or at a commit; None when the file is absent."""
+    """The release of ``env``/``app`` in the work tree (``rev`` None) or at a commit; None when the file is absent."""
     path = release_file(env, app)
     if rev is None:
         file = root / path
@@ -143,7 +202,11 @@ class Layout:
     order: list[str]
     envs: list[str]  # folders under environments/
     apps: dict[str, list[str]]  # env -> apps with a release.yaml
-    pinned: set[str]  # environments whose chart revision must be an exact commit
+
+    @property
+    def promoted(self) -> set[str]:
+        """Environments that receive releases by promotion (every one after the first): they hold chart copies."""
+        return set(self.order[1:])
 
     def require_env(self, env: str) -> None:
         if env not in self.envs:
@@ -164,10 +227,4 @@ def layout(root: Path) -> Layout:
     for (env, app), ae in sorted(model.app_envs.items()):
         if (root / ae.release_file).is_file():
             apps.setdefault(env, []).append(app)
-    envs = list(model.environments)
-    return Layout(
-        order=list(model.promotion.order),
-        envs=envs,
-        apps=apps,
-        pinned={e for e in envs if model.promotion.is_pinned(e)},
-    )
+    return Layout(order=list(model.promotion.order), envs=list(model.environments), apps=apps)

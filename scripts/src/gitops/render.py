@@ -7,13 +7,12 @@ Each Application's chart source is rendered with the pinned helm exactly as Argo
 ``helm.parameters`` become ``--set``/``--set-string`` (they win over every values file; valuesObject wins over
 ``values``, and both over the value files).
 
-Where each source is read from (``--ref`` is the revision being rendered, default: the work tree):
-
-- a source pinned to a commit (prod's ``chart.revision``) is read from git at that commit, never the work tree;
-- a source following the tracked branch (``main``: dev's chart, every ``$values`` ref, the generator) is read from
-  ``--ref``, so without ``--ref`` a developer sees their uncommitted change, and ``--ref HEAD`` renders what is
-  committed — ``--ref`` stands in for "what main will be";
-- any other branch or tag is resolved in the local repository (``<name>``, else ``origin/<name>``).
+Where each source is read from (``--ref`` is the revision being rendered, default: the work tree): every source of
+this repository follows ``main`` (the generator, dev's chart, prod's promoted chart copy, every ``$values`` ref) and is
+read from ``--ref``, so without ``--ref`` a developer sees their uncommitted change and ``--ref HEAD`` renders what is
+committed — ``--ref`` stands in for "what main will be". Nothing older is ever needed: an environment is described
+entirely at one revision. A source pinned to another branch, tag or commit is still resolved in the local repository
+(`gitops validate` refuses it for this repository's own Applications).
 
 An upstream chart (a source with ``chart``) is rendered from the pinned copy `make tools` fetched
 (``gitops.upstream_charts``); one that cannot be had here, and upstream sources that are not charts, are named in a
@@ -246,11 +245,7 @@ class Renderer:
             try:
                 snap = self.snapshot_for(revision)
             except RevisionError as e:
-                problem(
-                    f"source {path}: targetRevision {e}",
-                    file=a.params_file,
-                    line=_release_line(self.repo, a, "chart", "revision"),
-                )
+                problem(f"source {path}: targetRevision {e}")
                 continue
             if not snap.exists(f"{path}/Chart.yaml"):
                 if snap.is_dir(path):
@@ -261,7 +256,6 @@ class Renderer:
                     problem(
                         f"source path {path} does not exist at {revision}{_label(snap, revision)}",
                         file=a.params_file,
-                        line=_release_line(self.repo, a, "chart", "revision"),
                     )
                 continue
             if out.job is not None:
@@ -485,11 +479,6 @@ def _clean_set(value: str) -> str:
     if value.startswith("{") and value.endswith("}"):
         return value
     return re.sub(r"(?<!\\),", r"\\,", value)
-
-
-def _release_line(repo: Repo, a: Application, *path: str) -> int | None:
-    ae = repo.app_envs.get((a.env, a.app))
-    return ae.release.line(*path) if ae and ae.release else None
 
 
 def chunks(text: str) -> list[tuple[int, str]]:

@@ -12,6 +12,7 @@ import difflib
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from gitops import gitutil
@@ -76,34 +77,43 @@ def unified(old: str, new: str, fromfile: str, tofile: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
-def diff_dirs(before: Path, after: Path) -> str:
-    """A unified diff of two render directories, file by file in path order (stable, so re-runs compare clean)."""
+def diff_files(before: Path, after: Path, clean: Callable[[str], str] | None = None) -> list[tuple[str, str]]:
+    """(file, unified diff) of two render directories, per changed file in path order (stable, so re-runs compare
+    clean); with ``clean``, of the files as that function returns them."""
     a, b = _files(before), _files(after)
-    chunks: list[str] = []
+    keep = clean or (lambda text: text)
+    out: list[tuple[str, str]] = []
     for rel in sorted(a.keys() | b.keys()):
-        old = a[rel].read_text() if rel in a else ""
-        new = b[rel].read_text() if rel in b else ""
+        old = keep(a[rel].read_text()) if rel in a else ""
+        new = keep(b[rel].read_text()) if rel in b else ""
         if old != new:
-            chunks.append(
-                unified(old, new, f"a/{rel}" if rel in a else "/dev/null", f"b/{rel}" if rel in b else "/dev/null")
-            )
-    return "".join(chunks)
+            names = (f"a/{rel}" if rel in a else "/dev/null", f"b/{rel}" if rel in b else "/dev/null")
+            out.append((rel, unified(old, new, *names)))
+    return out
 
 
-def render_diff(root: Path, env: str, base: str, head: str) -> str:
-    """The rendered-manifest diff of ``env`` between two refs ("" when identical)."""
+def diff_dirs(before: Path, after: Path, clean: Callable[[str], str] | None = None) -> str:
+    """The unified diff of two render directories, file after file."""
+    return "".join(d for _, d in diff_files(before, after, clean))
+
+
+def render_diff(root: Path, env: str, base: str, head: str) -> list[tuple[str, str]]:
+    """The rendered-manifest diff of ``env`` between two refs, per rendered file (one per Application, and
+    ``applications.yaml`` for the Applications themselves); [] when identical."""
     with tempfile.TemporaryDirectory(prefix=f"gitops-diff-{env}-") as tmp:
         before = render(root, env, base, Path(tmp) / "before")
         after = render(root, env, head, Path(tmp) / "after")
-        return diff_dirs(before, after)
+        return diff_files(before, after)
 
 
-def tree_diff(tree: Path, env: str, base: str) -> str:
-    """The rendered-manifest diff of ``env`` from ``base`` to the files of the checkout ``tree`` as they are."""
+def tree_diff(tree: Path, env: str, base: str, clean: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """The rendered-manifest diff of ``env`` from ``base`` to the files of the checkout ``tree`` as they are: whole,
+    and of the renders as ``clean`` returns them (the same text twice without ``clean``)."""
     with tempfile.TemporaryDirectory(prefix=f"gitops-diff-{env}-") as tmp:
         before = render(tree, env, base, Path(tmp) / "before")
         after = render_tree(tree, env, Path(tmp) / "after")
-        return diff_dirs(before, after)
+        whole = diff_dirs(before, after)
+        return whole, (diff_dirs(before, after, clean) if clean else whole)
 
 
 def fenced(diff: str, budget: int, rerun: str) -> str:

@@ -2,13 +2,16 @@
 
 Layout (see README):
 
-- ``environments/promotion.yaml``: ``order: [dev, prod]``; optional ``pinned: [prod]`` names the environments that
-  must pin ``chart.revision`` to a commit. Without it, every environment after the first is pinned: a promotion
-  target receives exactly what was tested before it, never a moving branch.
+- ``environments/promotion.yaml``: ``order: [dev, prod]``. The first environment follows ``main``; every later one
+  receives releases by promotion and keeps the chart it runs in its own folder.
 - ``environments/<env>/env.yaml``: ``name``, ``cluster``, ``namespace``, ``domain``, ``sync``.
-- ``environments/<env>/<app>/release.yaml``: ``image: {repository, tag, digest}``, ``chart: {revision}``.
-- ``environments/<env>/<app>/values.yaml``: the environment's Helm values overlay.
-- ``apps/<app>/chart/``: each app's chart.
+- ``environments/<env>/<app>/release.yaml``: ``image: {repository, tag, digest}``; in a promotion target also
+  ``chart: {commit, tree}``, the provenance of ``environments/<env>/<app>/chart/`` (`gitops.release`).
+- ``environments/<env>/<app>/values.yaml``: the environment's Helm values overlay, never promoted.
+- ``apps/<app>/chart/``: each app's chart, which the first environment runs from ``main``.
+
+Everything an environment runs is read at one revision, ``main`` (or the work tree standing in for it): rendering
+needs no other commit (docs/adr/0006-promoted-charts-are-copied-into-the-environment.md).
 
 Loading never stops at the first problem: everything that cannot be read is recorded in ``Repo.problems`` (with
 file and line) and the rest of the model is still built, so `gitops validate` reports every problem at once.
@@ -25,7 +28,7 @@ from gitops.findings import Finding
 
 # The repository Argo CD reads. Sources pointing anywhere else are upstream charts: pinned, never rendered here.
 REPO_URL = "https://github.com/azurelaboratory/gitops-monorepo.git"
-# The branch that branch-following sources (dev's `chart.revision: main`, every values source) track.
+# The branch every source of this repository follows: Argo CD reads an environment's folder and dev's chart there.
 TRACKED_BRANCH = "main"
 
 PROMOTION_FILE = "environments/promotion.yaml"
@@ -46,7 +49,7 @@ class Environment:
     namespace: str = ""
     domain: str = ""
     sync: dict = field(default_factory=dict)
-    pinned: bool = False  # must pin chart revisions to commits (a promotion target)
+    promoted: bool = False  # receives releases by promotion: its apps' charts are copies in its own folder
     file: str = ""  # env.yaml, when present
 
     @property
@@ -63,9 +66,12 @@ class Image:
 
 @dataclass
 class Release:
+    """A release.yaml as written, before any rule is applied (`gitops.rules` checks it; `gitops.release` parses it
+    strictly for the verbs that move releases)."""
+
     file: str
     image: Image
-    chart_revision: Any
+    chart: Any  # the `chart:` mapping (commit, tree) of a promotion target; None when absent
     data: Any  # the parsed file (round-trip nodes), for line look-ups and templating
 
     def line(self, *path: str) -> int | None:
@@ -90,16 +96,19 @@ class AppEnv:
     def values_file(self) -> str:
         return f"{self.folder}/values.yaml"
 
+    @property
+    def chart_dir(self) -> str:
+        """The promoted copy of the chart (promotion targets only)."""
+        return f"{self.folder}/chart"
+
 
 @dataclass
 class Promotion:
     order: list[str]
-    pinned: list[str] | None  # explicit `pinned:`; None means "every environment after the first"
     data: Any = None
 
-    def is_pinned(self, env: str) -> bool:
-        if self.pinned is not None:
-            return env in self.pinned
+    def is_promoted(self, env: str) -> bool:
+        """Every environment after the first receives its releases by promotion."""
         return env in self.order[1:]
 
 
@@ -178,7 +187,7 @@ def _load_promotion(ld: _Loader) -> Promotion:
             "missing: it must list the environments in promotion order (`order: [dev, prod]`)", file=PROMOTION_FILE
         )
     if data is None:
-        return Promotion([], None)
+        return Promotion([])
     order = data.get("order")
     if not isinstance(order, list) or not all(isinstance(e, str) and e for e in order):
         ld.problem(
@@ -188,24 +197,16 @@ def _load_promotion(ld: _Loader) -> Promotion:
     for i, name in enumerate(order):
         if order.index(name) != i:
             ld.problem(f"`order` names {name!r} twice", file=PROMOTION_FILE, line=yamlio.line_of(data, "order", i))
-    pinned = data.get("pinned")
-    if pinned is not None and (not isinstance(pinned, list) or not all(isinstance(e, str) for e in pinned)):
-        ld.problem(
-            "`pinned` must be a list of environment names", file=PROMOTION_FILE, line=yamlio.line_of(data, "pinned")
-        )
-        pinned = None
     for key in data:
-        if key not in ("order", "pinned"):
-            ld.problem(
-                f"unknown key {key!r} (expected: order, pinned)", file=PROMOTION_FILE, line=yamlio.line_of(data, key)
-            )
-    return Promotion([str(e) for e in order], [str(e) for e in pinned] if pinned is not None else None, data)
+        if key != "order":
+            ld.problem(f"unknown key {key!r} (expected: order)", file=PROMOTION_FILE, line=yamlio.line_of(data, key))
+    return Promotion([str(e) for e in order], data)
 
 
 def _load_env(ld: _Loader, name: str, promotion: Promotion) -> Environment:
     folder = f"environments/{name}"
     path = f"{folder}/env.yaml"
-    env = Environment(name=name, folder=folder, pinned=promotion.is_pinned(name))
+    env = Environment(name=name, folder=folder, promoted=promotion.is_promoted(name))
     if not ld.snapshot.exists(path):
         ld.problem("missing env.yaml (name, cluster, namespace, domain, sync)", file=path, env=name)
         return env
@@ -241,11 +242,10 @@ def _load_app_env(ld: _Loader, env: Environment, app: str) -> AppEnv:
     )
     if data is not None:
         image = data.get("image") if isinstance(data.get("image"), dict) else {}
-        chart = data.get("chart") if isinstance(data.get("chart"), dict) else {}
         ae.release = Release(
             file=ae.release_file,
             image=Image(image.get("repository", ""), image.get("tag", ""), image.get("digest", "")),
-            chart_revision=chart.get("revision", ""),
+            chart=data.get("chart"),
             data=data,
         )
     text = ld.snapshot.read(ae.values_file)

@@ -1,9 +1,11 @@
-"""`gitops rollback`: a new commit that puts back the release pins of an earlier promotion. History is never
-rewritten: the rollback is itself a release change, reviewed and recorded like a promotion.
+"""`gitops rollback`: a new commit that puts back an earlier release of one app in one environment — its image and
+its chart copy — and nothing else: the environment's values.yaml stays as it is on main. History is never rewritten:
+the rollback is itself a release change, reviewed and recorded like a promotion.
 
-Which promotion is "in effect" is found by content, not by position: the newest promotion of the app to the
-environment whose pins equal the current ones. So after rolling back from P3 to P2, P2 is in effect and
-``--steps 1`` goes on to P1 instead of bouncing back to P2.
+What can be restored: the release of any earlier promotion, and the environment's first recorded release (the one it
+ran before its first promotion); ``--to`` takes any commit that changed the release. Which promotion is "in effect"
+is found by content, not by position: the newest candidate whose release equals the current one. So after rolling
+back from P3 to P2, P2 is in effect and ``--steps 1`` goes on to P1 instead of bouncing back to P2.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops import change, gitutil, history, release
+from gitops import change, git, gitutil, history, release
 from gitops.errors import GitopsError
 from gitops.history import Event
 from gitops.release import Pins
@@ -23,8 +25,8 @@ class RollbackPlan:
     app: str
     base: str
     current: Pins
-    target: Event  # the promotion whose pins come back
-    undone: str  # the commit being rolled back (the promotion in effect, else the last change of the pins)
+    target: Event  # the change whose release comes back
+    undone: str  # the commit being rolled back (the release change in effect)
     undone_subject: str
     pins: Pins
 
@@ -32,70 +34,114 @@ class RollbackPlan:
         return f"{self.app} {history.describe(self.current, self.pins)}"
 
 
-def _listing(promotions: list[Event], app: str) -> str:
+def _listing(candidates: list[Event], app: str) -> str:
     rows = []
-    for e in promotions[:10]:
-        change_ = e.app(app)
-        what = change_.new.short_image() if change_ and change_.new else "?"
-        rows.append(f"  {e.sha[:12]}  {e.date}  {what}  {e.subject}")
+    for e in candidates[:10]:
+        c = e.app(app)
+        what = f"{c.new.short_image()} chart {c.new.short_revision()}" if c and c.new else "?"
+        rows.append(f"  {e.sha[:12]}  {e.date}  {e.kind:<8} {what}  {e.subject}")
     return "\n".join(rows) or "  (none)"
+
+
+def _pins(e: Event, app: str) -> Pins | None:
+    c = e.app(app)
+    return c.new if c else None
 
 
 def plan(root: Path, env: str, app: str, to: str | None, steps: int | None) -> RollbackPlan:
     layout = release.layout(root)
     layout.require_env(env)
     layout.require_app(env, app)
+    if env not in layout.promoted:
+        raise GitopsError(
+            f"{env} runs the chart on main and receives images from builds: roll it back by reverting the change on "
+            f"main (`git revert <commit>`), or let the next build replace it"
+        )
     current = release.read(root, env, app)
     assert current is not None
-    all_events = history.events(root, env=env, app=app)
-    promotions = [e for e in all_events if e.kind == "promote"]
-    if not promotions:
-        raise GitopsError(f"no promotion of {app} to {env} is recorded in this history: nothing to roll back to")
+    changes = [e for e in history.events(root, env=env, app=app, warn=False) if e.kind in history.RELEASE_KINDS]
+    promotions = [e for e in changes if e.kind == "promote"]
+    # The first recorded release: what the environment ran before its first promotion (its creation, usually).
+    before = changes[changes.index(promotions[-1]) + 1 :] if promotions else []
+    first = before[0] if before and _pins(before[0], app) is not None else None
+    candidates = promotions + ([first] if first else [])
 
-    def pins_of(e: Event) -> Pins | None:
-        c = e.app(app)
-        return c.new if c else None
-
-    in_effect = next((e for e in promotions if pins_of(e) == current), None)
+    in_effect = next((e for e in candidates if _pins(e, app) == current), None)
     if to is not None:
         sha = gitutil.rev_parse(root, to)
-        target = next((e for e in promotions if e.sha == sha), None)
+        target = next((e for e in changes if e.sha == sha), None)
         if target is None:
             raise GitopsError(
-                f"{to!r} is not a promotion of {app} to {env}; recent ones (newest first):\n"
-                + _listing(promotions, app)
+                f"{to!r} is not a commit that changed the release of {app} in {env} "
+                f"({release.release_file(env, app)}); the recent ones (newest first):\n" + _listing(changes, app)
             )
     else:
         n = 1 if steps is None else steps
         if n < 1:
             raise GitopsError(f"--steps must be 1 or more (got {n})")
+        if not candidates:
+            raise GitopsError(f"no promotion of {app} to {env} is recorded in this history: nothing to roll back to")
         if in_effect is None:
             raise GitopsError(
-                f"{release.release_file(env, app)} matches no recorded promotion (edited by hand?), so "
-                f"--steps has nothing to count from; name the promotion to restore with --to:\n"
-                + _listing(promotions, app)
+                f"{release.release_file(env, app)} matches no recorded promotion (edited by hand?), so --steps has "
+                f"nothing to count from; name the release to restore with --to:\n" + _listing(changes, app)
             )
-        i = promotions.index(in_effect)
-        if i + n >= len(promotions):
+        i = candidates.index(in_effect)
+        if i + n >= len(candidates):
             raise GitopsError(
-                f"{env}/{app} runs the release of {in_effect.sha[:12]}, which has {len(promotions) - i - 1} earlier "
-                f"promotion(s); cannot go back {n}:\n" + _listing(promotions, app)
+                f"{env}/{app} runs the release of {in_effect.sha[:12]}, and {len(candidates) - i - 1} earlier "
+                f"release(s) are recorded (its promotions, and the release before the first one); cannot go back "
+                f"{n}:\n" + _listing(candidates, app)
             )
-        target = promotions[i + n]
-    pins = pins_of(target)
+        target = candidates[i + n]
+    pins = _pins(target, app)
     if pins is None:
+        text = gitutil.show(root, target.sha, release.release_file(env, app))
+        # Parsing again gives the reason (an older release format names its fix); a missing file says so.
+        if text is not None:
+            release.parse(text, f"{release.release_file(env, app)} at {target.sha[:12]}")
         raise GitopsError(f"{release.release_file(env, app)} is missing at {target.sha[:12]}")
-    undone = in_effect or all_events[0]
+    if not pins.chart_tree:
+        raise GitopsError(
+            f"{release.release_file(env, app)} at {target.sha[:12]} is in the release format from before promoted "
+            f"charts were copied into the environment (chart.revision {pins.revision}): there is no chart copy to "
+            "restore; pick a later release (docs/adr/0006-promoted-charts-are-copied-into-the-environment.md)"
+        )
+    undone = in_effect or changes[0]
     return RollbackPlan(env, app, gitutil.head(root), current, target, undone.sha, undone.subject, pins)
 
 
-def message(p: RollbackPlan) -> str:
+def what_changes(root: Path, p: RollbackPlan) -> list[str]:
+    """Exactly what the rollback changes, and what it leaves alone, line by line."""
+    lines = [f"image {p.current.image} → {p.pins.image}" if not p.current.same_image(p.pins) else "image unchanged"]
+    chart = release.chart_dir(p.env, p.app)
+    if p.current.same_chart(p.pins):
+        lines.append(f"chart unchanged ({chart}/ copied from {p.pins.chart_commit[:12]})")
+    else:
+        files = git.changed_paths(root, p.current.chart_tree, p.pins.chart_tree)
+        lines.append(
+            f"chart {chart}/ copied from {p.current.chart_commit[:12]} → {p.pins.chart_commit[:12]}"
+            f" ({len(files)} file(s) differ)"
+        )
+    values = f"environments/{p.env}/{p.app}/values.yaml"
+    old_values = gitutil.show(root, p.target.sha, values)
+    now = gitutil.show(root, p.base, values)
+    if old_values == now:
+        lines.append(f"{values} unchanged (the same as at {p.target.sha[:12]})")
+    else:
+        diff = history.values_changes(history.load_values(old_values, values), history.load_values(now, values))
+        lines.append(
+            f"{values} stays as on main: a rollback restores releases, not values "
+            f"(since {p.target.sha[:12]}: {history.describe_values(diff)})"
+        )
+    return lines
+
+
+def message(p: RollbackPlan, changes: list[str]) -> str:
     subject = f"rollback({p.env}): {p.summary()}"
     body = (
-        f"Restore the release pins of {p.app} in {p.env} from {p.target.sha[:12]} ({p.target.subject}),\n"
-        f"undoing {p.undone[:12]} ({p.undone_subject}).\n\n"
-        f"- image {p.current.image} → {p.pins.image}\n"
-        f"- chart {p.current.revision} → {p.pins.revision}"
+        f"Restore the release of {p.app} in {p.env} from {p.target.sha[:12]} ({p.target.subject}),\n"
+        f"undoing {p.undone[:12]} ({p.undone_subject}).\n\n" + "\n".join(f"- {line}" for line in changes)
     )
     trailers = [
         (history.ROLLBACK_OF, p.undone),
@@ -103,7 +149,7 @@ def message(p: RollbackPlan) -> str:
         (history.ENVIRONMENT, p.env),
         (history.APP, p.app),
         (history.IMAGE, p.pins.image),
-        (history.CHART_REVISION, p.pins.revision),
+        (history.CHART_COMMIT, p.pins.chart_commit),
     ]
     return gitutil.with_trailers(subject + "\n\n" + body, trailers)
 
@@ -116,18 +162,18 @@ def rollback(root: Path, env: str, app: str, to: str | None, steps: int | None, 
     p = plan(root, env, app, to, steps)
     if p.pins == p.current:
         return f"nothing to roll back: {env}/{app} already runs the release of {p.target.sha[:12]}\n"
-    path = release.release_file(env, app)
-    notes = ""
-    values = f"environments/{env}/{app}/values.yaml"
-    if gitutil.tree_id(root, p.target.sha, values) != gitutil.tree_id(root, p.base, values):
-        notes = f"note: {values} changed since {p.target.sha[:12]}; a rollback restores release pins only\n"
+    changes = what_changes(root, p)
+    listed = "".join(f"  {line}\n" for line in changes)
     if dry_run:
-        return notes + f"would roll back {env}: {p.summary()} (to {p.target.sha[:12]}, undoing {p.undone[:12]})\n"
+        return f"would roll back {env}: {p.summary()} (to {p.target.sha[:12]}, undoing {p.undone[:12]}):\n" + listed
+    path = release.release_file(env, app)
+    trees = {} if p.current.same_chart(p.pins) else {release.chart_dir(env, app): p.pins.chart_tree}
     c = change.Change(
         files={path: release.update((root / path).read_text(), p.pins, path)},
-        message=message(p),
+        trees=trees,
+        message=message(p, changes),
         validate_envs=[env],
         what=f"the rollback of {app} in {env}",
     )
     sha = change.apply(root, c, p.base)
-    return notes + f"rolled back {env} in {sha[:12]}: {p.summary()} (restores {p.target.sha[:12]})\n"
+    return f"rolled back {env} in {sha[:12]}: {p.summary()} (restores {p.target.sha[:12]}):\n" + listed

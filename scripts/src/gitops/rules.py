@@ -1,20 +1,22 @@
-"""Repository rules that no schema can express: shape of the promotion, completeness, pins, unique hostnames."""
+"""Repository rules that no schema can express: shape of the promotion, completeness, releases and the chart copies
+they name, where Applications read this repository, unique hostnames."""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from gitops import git, yamlio
 from gitops.appset import Application
 from gitops.findings import Finding
 from gitops.render import Rendered
-from gitops.repo import PROMOTION_FILE, Repo
+from gitops.repo import PROMOTION_FILE, TRACKED_BRANCH, AppEnv, Repo, same_repo
 
 CHECK = "repo-rules"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-RELEASE_KEYS = {"image": {"repository", "tag", "digest"}, "chart": {"revision"}}
+RELEASE_KEYS = {"image": {"repository", "tag", "digest"}, "chart": {"commit", "tree"}}
 
 
 def promotion(repo: Repo) -> list[Finding]:
@@ -41,22 +43,14 @@ def promotion(repo: Repo) -> list[Finding]:
                 line=yamlio.line_of(data, "order"),
             )
         )
-    for i, name in enumerate(repo.promotion.pinned or []):
-        if name not in folders:
-            out.append(
-                Finding(
-                    CHECK,
-                    f"`pinned` names {name!r}, which is no environment",
-                    file=PROMOTION_FILE,
-                    line=yamlio.line_of(data, "pinned", i),
-                )
-            )
     return out
 
 
-def releases(repo: Repo, envs: Iterable[str]) -> list[Finding]:
-    """Every app of every environment has a release and an overlay, and each release is well formed."""
+def releases(repo: Repo, envs: Iterable[str]) -> tuple[list[Finding], list[str]]:
+    """Every app folder of an environment holds a well-formed release and an overlay; in a promotion target, also
+    the chart copy the release names. Returns findings and notes (checks that could not run here, said by name)."""
     out: list[Finding] = []
+    notes: list[str] = []
     for env_name in envs:
         env = repo.environments[env_name]
         for ae in repo.env_apps(env_name):
@@ -64,20 +58,27 @@ def releases(repo: Repo, envs: Iterable[str]) -> list[Finding]:
             def problem(message: str, file: str, line: int | None = None, ae=ae) -> None:
                 out.append(Finding(CHECK, message, env=ae.env, app=ae.app, file=file, line=line))
 
-            if ae.app not in repo.apps:
+            has_release = repo.snapshot.exists(ae.release_file)
+            has_values = repo.snapshot.exists(ae.values_file)
+            has_copy = repo.snapshot.is_dir(ae.chart_dir)
+            if env.promoted and not (has_release or has_values or has_copy):
+                continue  # not released here yet: a new app reaches a promotion target by `gitops new-app --env`
+            if not env.promoted and ae.app not in repo.apps:
                 problem(f"{ae.folder}/ has no chart: expected apps/{ae.app}/chart/Chart.yaml", ae.folder)
                 continue
-            if env.pinned and not repo.snapshot.exists(ae.release_file) and repo.snapshot.exists(ae.values_file):
-                # Not released here yet: a pinned environment reads its overlay at the pinned commit, so a new app's
-                # overlay is committed first and its first release follows the merge (gitops.newapp).
-                continue
-            if not repo.snapshot.exists(ae.release_file):
+            if not has_release and env.promoted:
+                left = [f for f, there in ((ae.values_file, has_values), (f"{ae.chart_dir}/", has_copy)) if there]
                 problem(
-                    "missing release.yaml: every app runs in every environment"
-                    " (image: {repository, tag, digest}, chart: {revision})",
+                    f"no release.yaml, but {' and '.join(left)} stay(s): {ae.app} was removed from {env_name} "
+                    f"without its folder (remove {ae.folder}/ entirely), or its release.yaml is missing",
                     ae.release_file,
                 )
-            if not repo.snapshot.exists(ae.values_file):
+            elif not has_release:
+                problem(
+                    f"missing release.yaml: every app of apps/ runs in {env_name} (image: {{repository, tag, digest}})",
+                    ae.release_file,
+                )
+            if not has_values:
                 problem(
                     "missing values.yaml: every app has an overlay in every environment (it may be empty: `{}`)",
                     ae.values_file,
@@ -85,16 +86,28 @@ def releases(repo: Repo, envs: Iterable[str]) -> list[Finding]:
             if ae.values is not None and not isinstance(ae.values, dict):
                 problem("values.yaml must be a mapping of Helm values", ae.values_file, 1)
             if ae.release is not None:
-                out.extend(_release(ae.env, ae.app, ae.release, pinned=env.pinned))
-    return out
+                out.extend(_release(repo, ae, promoted=env.promoted, first=repo.promotion.order[:1] == [env_name]))
+                if env.promoted and _chart_keys_ok(ae.release.chart):
+                    found, said = _chart_copy(repo, ae)
+                    out.extend(found)
+                    notes.extend(said)
+            elif has_copy and not env.promoted:
+                problem(f"{ae.chart_dir}/: {env_name} runs apps/{ae.app}/chart from main, not a copy", ae.chart_dir)
+    return out, notes
 
 
-def _release(env: str, app: str, release, *, pinned: bool) -> list[Finding]:
+def _chart_keys_ok(chart: Any) -> bool:
+    return isinstance(chart, dict) and all(git.SHA_RE.match(str(chart.get(k) or "")) for k in ("commit", "tree"))
+
+
+def _release(repo: Repo, ae: AppEnv, *, promoted: bool, first: bool) -> list[Finding]:
     out = []
+    release = ae.release
+    assert release is not None
     file, data = release.file, release.data
 
     def problem(message: str, *path: str) -> None:
-        out.append(Finding(CHECK, message, env=env, app=app, file=file, line=yamlio.line_of(data, *path)))
+        out.append(Finding(CHECK, message, env=ae.env, app=ae.app, file=file, line=yamlio.line_of(data, *path)))
 
     for key in data:
         if key not in RELEASE_KEYS:
@@ -124,15 +137,115 @@ def _release(env: str, app: str, release, *, pinned: bool) -> list[Finding]:
         )
     if not isinstance(image.digest, str) or (image.digest and not DIGEST.match(image.digest)):
         problem(f'image.digest {image.digest!r} must be "" or sha256:<64 lowercase hex>', "image", "digest")
-    rev = release.chart_revision
-    if not isinstance(rev, str) or not rev:
-        problem("chart.revision must be a non-empty string (a branch, or a 40-hex commit)", "chart", "revision")
-    elif pinned and not git.SHA_RE.match(rev):
+    chart = release.chart
+    if isinstance(chart, dict) and "revision" in chart:
         problem(
-            f"chart.revision {rev!r}: {env} is a promotion target, so it pins the chart to an exact 40-hex commit",
+            "chart.revision is the release format from before promoted charts were copied into the environment: "
+            + (
+                f"{ae.env} runs apps/{ae.app}/chart on main, so its release names the image only"
+                if not promoted
+                else f"a promotion target names chart.commit and chart.tree of its copy {ae.chart_dir}/"
+            )
+            + " (docs/adr/0006-promoted-charts-are-copied-into-the-environment.md)",
             "chart",
             "revision",
         )
+    elif not promoted and chart is not None:
+        problem(
+            f"`chart:` in {ae.env}, which runs apps/{ae.app}/chart on main"
+            + (" (the first environment of the promotion order)" if first else "")
+            + ": only a promotion target names the chart copy it runs",
+            "chart",
+        )
+    elif promoted and chart is None:
+        problem(
+            f"`chart:` is missing: {ae.env} runs the copy {ae.chart_dir}/ and names where it came from,"
+            f" chart.commit and chart.tree (`gitops promote` writes all three)",
+        )
+    elif promoted and isinstance(chart, dict):
+        for key in ("commit", "tree"):
+            value = chart.get(key)
+            if not isinstance(value, str) or not git.SHA_RE.match(value):
+                what = "the commit of apps/<app>/chart it was copied from" if key == "commit" else "its git tree id"
+                problem(f"chart.{key} is {value!r}; expected a 40-hex id ({what})", "chart", key)
+    return out
+
+
+def _chart_copy(repo: Repo, ae: AppEnv) -> tuple[list[Finding], list[str]]:
+    """The copy is byte for byte the chart the release names, and that chart is apps/<app>/chart at its commit."""
+    assert ae.release is not None
+    commit, tree = str(ae.release.chart["commit"]), str(ae.release.chart["tree"])
+    file, data = ae.release.file, ae.release.data
+    source = f"apps/{ae.app}/chart"
+
+    def problem(message: str, *path: str, at: str = file) -> Finding:
+        line = yamlio.line_of(data, *path) if path else None
+        return Finding(CHECK, message, env=ae.env, app=ae.app, file=at, line=line)
+
+    if not repo.snapshot.exists(f"{ae.chart_dir}/Chart.yaml"):
+        return [problem(f"{ae.chart_dir}/Chart.yaml is missing: the release names a chart copy that is not there")], []
+    out: list[Finding] = []
+    copy_tree = repo.snapshot.tree_id(ae.chart_dir)
+    if copy_tree != tree:
+        changed = git.changed_paths(repo.root, tree, copy_tree) if copy_tree else []
+        listed = f"; differs in {', '.join(changed[:8])}{' …' if len(changed) > 8 else ''}" if changed else ""
+        out.append(
+            problem(
+                f"{ae.chart_dir}/ is not the chart this release names (its tree is {copy_tree}, chart.tree is {tree}"
+                f"{listed}): a promoted chart changes only by `gitops promote` or `gitops rollback`, never by hand",
+                at=ae.chart_dir,
+            )
+        )
+    if not git.commit_exists(repo.root, commit):
+        if git.is_shallow(repo.root):
+            note = (
+                f"{ae.release_file}: chart.commit {commit[:12]} is not in this shallow clone, so whether {source} had"
+                " this tree there is not checked (fetch the history to check it)"
+            )
+            return out, [note]
+        out.append(problem(f"chart.commit {commit} names no commit in this repository", "chart", "commit"))
+        return out, []
+    at_commit = git.object_id(repo.root, f"{commit}:{source}")
+    if at_commit != tree:
+        had = f"there it is {at_commit}" if at_commit else f"{source} does not exist there"
+        out.append(
+            problem(
+                f"chart.tree {tree} is not {source} at chart.commit {commit[:12]} ({had}): the release names a chart"
+                f" no commit of {source} had",
+                "chart",
+                "tree",
+            )
+        )
+    return out, []
+
+
+def sources(repo: Repo, applications: Iterable[Application]) -> list[Finding]:
+    """Every source of this repository reads `main`, and each environment renders the chart it is meant to: the first
+    environment apps/<app>/chart, a promotion target its own copy. So an environment is described at one revision,
+    and a chart change on main reaches a promotion target only through a promotion."""
+    out = []
+    for a in applications:
+        env = repo.environments.get(a.env)
+        if env is None:
+            continue
+        want = f"{env.folder}/{a.app}/chart" if env.promoted else f"apps/{a.app}/chart"
+
+        def problem(message: str, a: Application = a) -> None:
+            out.append(Finding(CHECK, message, env=a.env, app=a.app, file=a.appset_file))
+
+        for source in a.sources:
+            if not isinstance(source, dict) or not same_repo(str(source.get("repoURL", ""))):
+                continue
+            revision = str(source.get("targetRevision", ""))
+            if revision != TRACKED_BRANCH:
+                problem(
+                    f"Application {a.name} reads this repository at {revision or 'HEAD'!r}: every source of this"
+                    f" repository reads {TRACKED_BRANCH!r}, so an environment is described at one revision"
+                )
+            path = str(source.get("path", "")).strip("/")
+            if path and path != want:
+                why = "its promoted copy" if env.promoted else f"the chart on {TRACKED_BRANCH}"
+                problem(f"Application {a.name} renders {path}; {a.env} runs {why}, {want}")
     return out
 
 

@@ -8,12 +8,11 @@ with its own history to add commits to.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from gitops import git
+from gitops import git, gitutil, release
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "gitops sandbox",
@@ -57,8 +56,17 @@ def commit(repo: Path, message: str) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
-def pin_chart_revision(repo: Path, env: str, sha: str) -> None:
-    """Point every release of an environment at a commit (what a promotion does to ``chart.revision``)."""
-    for release in sorted((repo / "environments" / env).glob("*/release.yaml")):
-        text = release.read_text()
-        release.write_text(re.sub(r"(?m)^(\s+revision:\s*).*$", lambda m: m.group(1) + sha, text, count=1))
+def copy_charts(repo: Path, env: str, sha: str) -> None:
+    """Give every app of a promotion target the chart of ``sha`` (apps/<app>/chart), as a promotion does: the copy in
+    environments/<env>/<app>/chart/ and its provenance in release.yaml. The caller commits."""
+    for path in sorted((repo / "environments" / env).glob("*/release.yaml")):
+        app = path.parent.name
+        rel = path.relative_to(repo).as_posix()
+        tree = gitutil.tree_id(repo, sha, release.source_chart(app))
+        if tree is None:
+            raise git.GitError(f"{release.source_chart(app)} is not in {sha[:12]}: nothing to copy into {env}")
+        shutil.rmtree(path.parent / "chart", ignore_errors=True)
+        gitutil.export_tree(repo, sha, release.source_chart(app), path.parent / "chart")
+        pins = release.parse(path.read_text(), rel)
+        new = release.Pins(pins.repository, pins.tag, pins.digest, sha, tree)
+        path.write_text(release.update(path.read_text(), new, rel))

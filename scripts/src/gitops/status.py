@@ -1,13 +1,21 @@
-"""`gitops status`: apps by environments — what each runs, how far each environment is behind the one before it,
-and who last changed it and when (from the release history's trailers)."""
+"""`gitops status`: apps by environments — what each runs, what is pending for it, and the last change to it.
+
+Pending, per app and environment, is what would change what runs there and has not yet:
+
+- ``image`` and ``chart``: what a promotion from the environment before it would bring (the image differs; the
+  chart differs, with the app commits it lacks);
+- ``release``/``values``: a change to the environment's release or overlay in this checkout that is not on the
+  tracked branch yet (committed on a branch, or not committed): it takes effect when it is merged.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops import gitutil, history, release
+from gitops import git, gitutil, history, release
 from gitops.release import Pins
+from gitops.repo import TRACKED_BRANCH
 
 
 @dataclass
@@ -15,29 +23,33 @@ class Cell:
     env: str
     app: str
     pins: Pins
-    resolved: str | None  # the exact commit the chart revision stands for (HEAD for a branch-following env)
+    resolved: str | None  # the commit of apps/<app>/chart this environment's chart is (HEAD when it follows main)
     behind_of: str = ""  # the environment before this one in the promotion order
-    behind_commits: int | None = None  # app commits the previous environment has that this one lacks
+    chart_behind: int | None = None  # app commits the previous environment's chart has that this one lacks
+    chart_differs: bool = False
     image_differs: bool = False
+    unmerged: list[str] = field(default_factory=list)  # "release", "values": changed here, not on the branch yet
     last: history.Event | None = None
 
     @property
     def behind(self) -> bool:
-        return bool(self.behind_commits) or self.image_differs
+        return self.chart_differs or self.image_differs
+
+    def pending(self) -> list[str]:
+        out = []
+        if self.image_differs:
+            out.append(f"image from {self.behind_of}")
+        if self.chart_differs:
+            n = "?" if self.chart_behind is None else str(self.chart_behind)
+            out.append(f"chart from {self.behind_of} ({n} app commit(s))")
+        out += [f"{what} not on {TRACKED_BRANCH}" for what in self.unmerged]
+        return out
 
     def state(self) -> str:
-        if not self.behind_of:
-            return "-"
-        if self.behind_commits is None:
-            return f"chart revision {self.pins.short_revision()} not in this clone"
-        if not self.behind:
-            return f"current with {self.behind_of}"
-        parts = []
-        if self.behind_commits:
-            parts.append(f"{self.behind_commits} app commit(s)")
-        if self.image_differs:
-            parts.append("image differs")
-        return f"behind {self.behind_of}: " + ", ".join(parts)
+        pending = self.pending()
+        if pending:
+            return ", ".join(pending)
+        return f"current with {self.behind_of}" if self.behind_of else "-"
 
     def to_dict(self) -> dict:
         return {
@@ -47,13 +59,22 @@ class Cell:
             "repository": self.pins.repository,
             "tag": self.pins.tag,
             "digest": self.pins.digest,
-            "chart_revision": self.pins.revision,
+            "chart_commit": self.pins.chart_commit or None,
+            "chart_tree": self.pins.chart_tree or None,
+            "chart_follows": TRACKED_BRANCH if self.pins.follows else None,
             "resolved_revision": self.resolved,
             "behind": (
-                {"of": self.behind_of, "app_commits": self.behind_commits, "image_differs": self.image_differs}
+                {
+                    "of": self.behind_of,
+                    "image_differs": self.image_differs,
+                    "chart_differs": self.chart_differs,
+                    "app_commits": self.chart_behind,
+                }
                 if self.behind_of
                 else None
             ),
+            "unmerged": self.unmerged,
+            "pending": self.pending(),
             "last_change": (
                 {
                     "kind": self.last.kind,
@@ -61,6 +82,7 @@ class Cell:
                     "date": self.last.date,
                     "author": self.last.author,
                     "email": self.last.email,
+                    "merged": self.last.merged.date if self.last.merged else None,
                 }
                 if self.last
                 else None
@@ -68,9 +90,34 @@ class Cell:
         }
 
 
+def _tracked(root: Path) -> str | None:
+    """The tracked branch as this clone knows the server's: origin/main, else main."""
+    for ref in (f"refs/remotes/origin/{TRACKED_BRANCH}", f"refs/heads/{TRACKED_BRANCH}"):
+        sha = gitutil.rev_parse(root, ref)
+        if sha is not None:
+            return sha
+    return None
+
+
+def _unmerged(root: Path, tracked: str | None, env: str, app: str) -> list[str]:
+    if tracked is None:
+        return []
+    work = git.WorkTree(root)
+    out = []
+    for what, path in (
+        ("release", release.release_file(env, app)),
+        ("chart copy", release.chart_dir(env, app)),
+        ("values", f"environments/{env}/{app}/values.yaml"),
+    ):
+        if work.tree_id(path) != gitutil.tree_id(root, tracked, path):
+            out.append(what)
+    return out
+
+
 def status(root: Path) -> list[Cell]:
     layout = release.layout(root)
     head = gitutil.head(root)
+    tracked = _tracked(root)
     envs = [e for e in layout.order if e in layout.envs]
     apps = sorted({a for e in envs for a in layout.apps.get(e, [])})
     latest: dict[tuple[str, str], history.Event] = {}
@@ -84,15 +131,22 @@ def status(root: Path) -> list[Cell]:
             pins = release.read(root, env, app)
             if pins is None:
                 continue
-            resolved = pins.revision if pins.pinned else head
-            if pins.pinned and gitutil.rev_parse(root, pins.revision) is None:
-                resolved = None
+            if pins.follows:
+                resolved: str | None = head
+                tree = gitutil.tree_id(root, head, release.source_chart(app))
+                pins = Pins(pins.repository, pins.tag, pins.digest, "", tree or "")
+            else:
+                resolved = pins.chart_commit if gitutil.rev_parse(root, pins.chart_commit) else None
             cell = Cell(env, app, pins, resolved, last=latest.get((env, app)))
+            cell.unmerged = _unmerged(root, tracked, env, app)
             if previous is not None:
                 cell.behind_of = previous.env
                 cell.image_differs = previous.pins.image != pins.image
-                if resolved and previous.resolved:
-                    cell.behind_commits = gitutil.count_commits(root, resolved, previous.resolved, f"apps/{app}")
+                cell.chart_differs = previous.pins.chart_tree != pins.chart_tree
+                if cell.chart_differs and resolved and previous.resolved:
+                    cell.chart_behind = gitutil.count_commits(root, resolved, previous.resolved, f"apps/{app}")
+                elif not cell.chart_differs:
+                    cell.chart_behind = 0
             cells.append(cell)
             previous = cell
     return cells
@@ -103,7 +157,7 @@ def render_text(cells: list[Cell]) -> str:
         return "no app has a release in any environment\n"
     rows = []
     for c in cells:
-        revision = c.pins.short_revision() if c.pins.pinned else f"{c.pins.revision} ({(c.resolved or '?')[:12]})"
+        chart = f"{TRACKED_BRANCH} ({(c.resolved or '?')[:12]})" if c.pins.follows else f"{c.pins.chart_commit[:12]}"
         last = f"{c.last.kind} {c.last.date} by {c.last.author} ({c.last.sha[:12]})" if c.last else "-"
-        rows.append([c.app, c.env, c.pins.short_image(), revision, c.state(), last])
-    return history.table(rows, ["APP", "ENV", "IMAGE", "CHART REVISION", "STATE", "LAST CHANGE"])
+        rows.append([c.app, c.env, c.pins.short_image(), chart, c.state(), last])
+    return history.table(rows, ["APP", "ENV", "IMAGE", "CHART", "PENDING", "LAST CHANGE"])

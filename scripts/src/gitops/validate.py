@@ -55,8 +55,8 @@ class Scope:
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # checks that could not run here, each said by name
     checks: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # what was not checked, and why
     stats: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -82,9 +82,11 @@ def scope_for_changes(model: repomodel.Repo, files: list[str]) -> Scope | None:
         parts = Path(f).as_posix().split("/")
         if parts[0] == "environments" and len(parts) > 2 and parts[1] in model.environments:
             envs.add(parts[1])
-        elif parts[0] == "environments" or parts[0] == "apps":
-            # promotion.yaml, or a chart: dev renders it from the work tree, and it may be what prod pins next
-            envs.update(model.environments)
+        elif parts[0] == "apps":
+            # A chart on main is what the first environment runs; promotion targets run their own copies.
+            envs.update(e.name for e in model.environments.values() if not e.promoted)
+        elif parts[0] == "environments":
+            envs.update(model.environments)  # promotion.yaml: the order decides what every environment is
         elif parts[0] in ("platform", "clusters"):
             platform = True
         elif f == yamllint.CONFIG_FILE:
@@ -133,7 +135,7 @@ def validate(
         report.checks += ["values-schema", "helm-lint"]
         if platform:
             report.checks.append("chart-values")
-        report.notes = platform_apps.notes(platform)
+        report.notes += platform_apps.notes(platform)
         for r in results:
             found += r.all_problems()
         for p in plain + platform:
@@ -150,8 +152,12 @@ def validate(
         # 4. repository rules
         if scope.whole_repo or changed is not None:
             found += rules.promotion(model)
-        found += rules.releases(model, scope.envs)
-        found += rules.destinations(model, [a for r in results for a in r.applications])
+        release_findings, release_notes = rules.releases(model, scope.envs)
+        found += release_findings
+        report.notes += release_notes
+        applications = [a for r in results for a in r.applications]
+        found += rules.sources(model, applications)
+        found += rules.destinations(model, applications)
         found += rules.hostnames(model, [x for r in results for x in r.rendered])
         report.checks.append("repo-rules")
 
@@ -240,10 +246,14 @@ def _dedupe(found: list[Finding]) -> list[Finding]:
         for f in found
         if f.check == "yamllint" and ("syntax error" in f.message or "key-duplicates" in f.message)
     }
+    # A missing overlay is one problem: the repo rule names it, helm's "value file does not exist" would repeat it.
+    missing = {f.file for f in found if f.check == "repo-rules" and f.message.startswith("missing values.yaml")}
     seen: set[tuple] = set()
     out = []
     for f in sorted(found, key=lambda f: CHECKS.index(f.check) if f.check in CHECKS else 99):
         if f.check == "yaml" and f.file in parse_errors:
+            continue
+        if f.check == "render" and f.file in missing and "does not exist" in f.message:
             continue
         if f.check == "render" and any(f"/{path}:" in f.message for path in parse_errors):
             continue  # helm could not read a values file yamllint already reported as unparsable
@@ -268,13 +278,13 @@ def format_text(report: Report) -> str:
         for f in sorted(items, key=lambda f: (f.env, f.app, f.file, f.line or 0, f.kind, f.name)):
             lines.append(f"  {f}")
         lines.append("")
-    lines += [f"note: {note}" for note in report.notes]  # before the verdict, which stays the last line
     s = report.stats
     scope = (
         f"{s.get('environments', 0)} environment(s), {s.get('applications', 0)} application(s),"
         f" {s.get('objects', 0)} object(s)"
     )
     ran = ", ".join(report.checks) or "none"
+    lines += [f"note: {n}" for n in report.notes]
     if report.findings:
         n, m = len(report.findings), len(by_check)
         lines.append(
@@ -292,8 +302,8 @@ def format_json(report: Report) -> dict:
     return {
         "ok": report.ok,
         "problems": [f.to_dict() for f in report.findings],
-        "checks": report.checks,
         "notes": report.notes,
+        "checks": report.checks,
         "stats": report.stats,
         "seconds": round(report.seconds, 3),
     }

@@ -1,4 +1,5 @@
-"""`gitops history`: every promotion, rollback and build bump, from commit trailers alone."""
+"""`gitops history`: every release change (promotion, rollback, build, by hand) and every values change, per
+environment, from git alone."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import click
 @click.option("--app", help="Only changes to this app.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def history(env: str | None, app: str | None, fmt: str) -> None:
-    """When, who, what moved from what to what, and the commit; newest first."""
+    """Who prepared each change, who merged it and when it reached main, what moved from what to what; newest first."""
     from gitops import gitutil
     from gitops import history as lib
 
     root = gitutil.toplevel(Path.cwd())
     events = lib.events(root, env=env, app=app)
+    lib.require_known(root, env, app, events)
     if fmt == "json":
         click.echo(json.dumps([e.to_dict() for e in events], indent=2))
     else:

@@ -17,20 +17,40 @@ import click
     help="App to promote (repeatable; default: every app). An empty value means every app, so a workflow can pass "
     "an optional input straight through.",
 )
-@click.option("--pr-body", type=click.Path(dir_okay=False, path_type=Path), help="Write the PR description here.")
+@click.option(
+    "--pr-body",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the PR description here (also with --dry-run): what moves, the chart's diff, the rendered diff.",
+)
+@click.option(
+    "--diff-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the complete rendered diff of the target here (the PR body may have to cut it).",
+)
 @click.option(
     "--source-commit",
     help="Promote the source as it was at this commit of HEAD's history (e.g. the revision Argo CD reported healthy); "
     "default: HEAD. Empty means HEAD.",
 )
-@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Build and validate the promotion, print it, commit nothing (only --pr-body and --diff-file are written).",
+)
 def promote(
-    source: str, target: str, apps: tuple[str, ...], pr_body: Path | None, source_commit: str | None, dry_run: bool
+    source: str,
+    target: str,
+    apps: tuple[str, ...],
+    pr_body: Path | None,
+    diff_file: Path | None,
+    source_commit: str | None,
+    dry_run: bool,
 ) -> None:
-    """Promote release pins (image, chart revision) from --from to --to; values are never promoted."""
+    """Promote releases (image, chart) from --from to --to; values are never promoted."""
     from gitops import gitutil
     from gitops import promote as lib
 
     root = gitutil.toplevel(Path.cwd())
     names = sorted({a.strip() for a in apps if a.strip()})
-    click.echo(lib.promote(root, source, target, names, pr_body, dry_run, source_commit or None), nl=False)
+    out = lib.promote(root, source, target, names, pr_body, dry_run, source_commit or None, diff_file=diff_file)
+    click.echo(out, nl=False)

@@ -28,8 +28,8 @@ def repo_root(repo_path: Path | None) -> Path:
 @click.option("--app", help="Only this app (its folder name under environments/<env>/).")
 @click.option(
     "--ref",
-    help="Render the repository at this revision. Default: the work tree — sources that follow the tracked branch "
-    "(dev's chart, every values file) are read from it; sources pinned to a commit are always read at that commit.",
+    help="Render the repository at this revision. Default: the work tree, standing in for main, where every "
+    "environment is read (charts, promoted chart copies, values).",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write one file per Application here.")
 @REPO_OPTION

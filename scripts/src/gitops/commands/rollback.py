@@ -1,4 +1,4 @@
-"""`gitops rollback`: a new commit restoring the release pins of an earlier promotion."""
+"""`gitops rollback`: a new commit restoring an earlier release (image and chart) of one app; values stay."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import click
 @click.command()
 @click.option("--env", required=True, help="Environment to roll back (e.g. prod).")
 @click.option("--app", required=True, help="App to roll back.")
-@click.option("--to", "to", help="The promotion commit whose pins to restore.")
+@click.option("--to", "to", help="A commit that changed the release: restore the release as it was there.")
 @click.option("--steps", type=int, help="Go back N promotions from the one in effect (default 1).")
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 def rollback(env: str, app: str, to: str | None, steps: int | None, dry_run: bool) -> None:
-    """Restore APP's release pins in ENV from an earlier promotion (history is never rewritten)."""
+    """Restore APP's release in ENV from an earlier promotion, or its first release (history is never rewritten)."""
     from gitops import gitutil
     from gitops import rollback as lib
 

@@ -151,27 +151,42 @@ def rollout_problems(have: dict, want: dict, hpa: dict | None) -> list[str]:
     return problems
 
 
-def deployment_images(cluster: LocalCluster, rendered: Rendered) -> dict[str, list[str]]:
+def live(cluster: LocalCluster, rendered: Rendered, api_version: str, kind: str) -> dict[str, dict]:
+    """The live objects of one kind that the env's Applications render, by `<namespace>/<name>`."""
     out = {}
     for app_name, app in rendered.applications.items():
         ns = app["spec"]["destination"].get("namespace")
-        for want in rendered.objects(app_name, "Deployment"):
-            have = cluster.kube.get("apps/v1", "Deployment", want["metadata"]["name"], ns)
+        for want in rendered.objects(app_name, kind):
+            have = cluster.kube.get(api_version, kind, want["metadata"]["name"], ns)
             if have:
-                key = f"{ns}/{want['metadata']['name']}"
-                out[key] = [c["image"] for c in have["spec"]["template"]["spec"]["containers"]]
+                out[f"{ns}/{want['metadata']['name']}"] = have
     return out
+
+
+def deployment_images(cluster: LocalCluster, rendered: Rendered) -> dict[str, list[str]]:
+    return {k: t["images"] for k, t in pod_templates(cluster, rendered).items()}
+
+
+def pod_templates(cluster: LocalCluster, rendered: Rendered) -> dict[str, dict]:
+    """Per live Deployment: its containers' images and its pod template's annotations — what a chart or an image
+    change moves, and an overlay change of replicas does not."""
+    out = {}
+    for key, have in live(cluster, rendered, "apps/v1", "Deployment").items():
+        template = have["spec"]["template"]
+        out[key] = {
+            "images": [c["image"] for c in template["spec"]["containers"]],
+            "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
+        }
+    return out
+
+
+def hpa_minimums(cluster: LocalCluster, rendered: Rendered) -> dict[str, int]:
+    hpas = live(cluster, rendered, "autoscaling/v2", "HorizontalPodAutoscaler")
+    return {key: int(have["spec"].get("minReplicas", 1)) for key, have in hpas.items()}
 
 
 def deployment_generations(cluster: LocalCluster, rendered: Rendered) -> dict[str, int]:
-    out = {}
-    for app_name, app in rendered.applications.items():
-        ns = app["spec"]["destination"].get("namespace")
-        for want in rendered.objects(app_name, "Deployment"):
-            have = cluster.kube.get("apps/v1", "Deployment", want["metadata"]["name"], ns)
-            if have:
-                out[f"{ns}/{want['metadata']['name']}"] = have["metadata"]["generation"]
-    return out
+    return {k: d["metadata"]["generation"] for k, d in live(cluster, rendered, "apps/v1", "Deployment").items()}
 
 
 def refused(cluster: LocalCluster, name: str) -> str | None:

@@ -7,16 +7,21 @@ Steps (each commit is pushed to the local GitHub, published for Argo CD, and wai
                rendered object is live as rendered (Deployments rolled out to their replicas).
 2. bump        `gitops bump` a new image into the first environment (as the build workflow does): it rolls out
                there; the next environment is untouched.
-3. chart       a chart change at HEAD reaches the first environment (it follows main) and not the next (pinned).
-4. promote     `gitops promote`, merged: the next environment rolls out the first one's image and chart; then a
-               second bump and a second promotion.
-5. rollback    `gitops rollback`: the next environment returns to the image of the earlier promotion.
-6. project     an Application of project `apps` aimed at kube-system is refused by the AppProject.
+3. chart       a chart change at HEAD reaches the first environment (it follows main) and not the next (it runs
+               its promoted copy).
+4. incident    with that chart change still unpromoted on main, the next environment's overlay raises the
+               HorizontalPodAutoscaler's minReplicas: it takes effect there alone — same image, same chart, live.
+5. promote     `gitops promote`, merged: the next environment rolls out the first one's image and chart, and keeps
+               its raised minReplicas; then a second bump and a second promotion.
+6. rollback    `gitops rollback`: the next environment returns to the release of the earlier promotion, then to its
+               first recorded release; its overlay (the raised minReplicas) stays as it is on main.
+7. project     an Application of project `apps` aimed at kube-system is refused by the AppProject.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import subprocess
 import sys
@@ -39,6 +44,8 @@ from gitops.errors import GitopsError
 from gitops.yamlio import load_fast
 
 Say = Callable[[str], None]
+# The pod annotation the chart step adds: how the live objects tell whether an environment runs that chart change.
+CHART_MARK = "e2e.gitops.local/chart-change"
 POLL = 2.0  # seconds between checks of the clusters: two cores run two control planes and two Argo CDs
 NUDGE_EVERY = 15.0  # seconds between refresh requests for lagging Applications, as a repeated webhook would
 
@@ -130,19 +137,39 @@ class Scenario:
         app = self.layout.app
         bump = partial(self._bump, first, app)
         promote = partial(self._gitops, "promote", "--from", first, "--to", second, "--app", app)
+        rollback = partial(self._gitops, "rollback", "--env", second, "--app", app)
         promoted = partial(self._same_images_as, second, first)
+        initial = self._templates(second)
         self._step(f"bump: `gitops bump` a new {app} image into {first}", bump, {first})
         self._step(f"chart: a change to apps/{app}/chart at HEAD", partial(self._chart_change, app), {first})
-        self._step(f"promote: `gitops promote --from {first} --to {second}`, merged", promote, {second}, promoted)
-        earlier = self._images(second)
+        raised = self._step(
+            f"incident: {second}'s overlay raises {app}'s minReplicas on main, beside the unpromoted chart change",
+            partial(self._raise_min_replicas, second, app),
+            {second},
+            lambda: self._runs(second, initial, "the same image and chart as before the overlay change"),
+        )
+        keeps = partial(self._min_replicas, second, raised, "the overlay's minReplicas, as on main")
+        self._step(
+            f"promote: `gitops promote --from {first} --to {second}`, merged",
+            promote,
+            {second},
+            lambda: (promoted(), self._has_chart_change(second, True), keeps()),
+        )
+        earlier = self._templates(second)
         # A second release down the same path, so that the rollback has an earlier promotion to return to.
         self._step(f"bump: another {app} image into {first}", bump, {first})
         self._step(f"promote: that image to {second}, merged", promote, {second}, promoted)
         self._step(
             f"rollback: `gitops rollback --env {second} --app {app}`",
-            partial(self._gitops, "rollback", "--env", second, "--app", app),
+            rollback,
             {second},
-            lambda: self._same_images(second, earlier, f"{second} back on the image of its earlier promotion"),
+            lambda: (self._runs(second, earlier, "the release of its earlier promotion"), keeps()),
+        )
+        self._step(
+            f"rollback: `gitops rollback --env {second} --app {app} --steps 1`, to its first recorded release",
+            partial(rollback, "--steps", "1"),
+            {second},
+            lambda: (self._runs(second, initial, "the release it ran before its first promotion"), keeps()),
         )
         self._project_restriction(first, app)
         self.timings.add("total", time.monotonic() - start)
@@ -238,8 +265,8 @@ class Scenario:
         self.say(f"[{took:5.1f}s] bootstrap: every Application Synced/Healthy on every cluster, workloads as rendered")
 
     def _step(
-        self, title: str, change: Callable[[], None], changes: set[str], then: Callable[[], None] | None = None
-    ) -> None:
+        self, title: str, change: Callable[[], object], changes: set[str], then: Callable[[], object] | None = None
+    ) -> object:
         """Commit ``change``, publish it, and wait until every environment runs what `gitops render` says.
 
         ``changes``: the environments whose rendered manifests must change; every other one must render the same
@@ -248,7 +275,7 @@ class Scenario:
         before = self.expected
         untouched = [env for env in self.layout.order if env not in changes]
         generations = {env: self._generations(env) for env in untouched}
-        change()
+        result = change()
         pushed = time.monotonic()
         sha = self.git.push()
         self.published = self.git.publish(self.subs, f"e2e: publish {sha[:12]}")
@@ -279,6 +306,7 @@ class Scenario:
         label = title.split(":")[0]
         count = sum(1 for row, _ in self.timings.rows if row.split(":")[0].split(" #")[0] == label)
         self.timings.add(f"{label}{f' #{count + 1}' if count else ''}: commit → Synced/Healthy", took)
+        return result
 
     def _converge(self, title: str, envs: list[str], timeout: float | None = None) -> float:
         """Wait until every cluster's Applications are Synced/Healthy at the published commit and every env is
@@ -380,13 +408,27 @@ class Scenario:
         digest = "sha256:" + hashlib.sha256(f"{app}:{tag}".encode()).hexdigest()
         self._gitops("bump", "--env", env, "--app", app, "--image", f"{image['repository']}:{tag}", "--digest", digest)
 
+    def _raise_min_replicas(self, env: str, app: str) -> dict[str, int]:
+        """What ops do in an incident: one more replica at minimum, in the environment's own overlay, on main."""
+        from gitops import yamlio
+
+        rel = f"environments/{env}/{app}/values.yaml"
+        data = yamlio.round_trip().load(self.git.read(rel))
+        autoscaling = data.get("autoscaling") if isinstance(data, dict) else None
+        if not isinstance(autoscaling, dict) or not autoscaling.get("enabled"):
+            raise ScenarioError(f"{rel}: the incident step raises autoscaling.minReplicas; autoscaling is not on there")
+        autoscaling["minReplicas"] = int(autoscaling.get("minReplicas", 1)) + 1
+        out = io.StringIO()
+        yamlio.round_trip().dump(data, out)
+        self.git.write(rel, out.getvalue())
+        self.git.commit_all(f"{env}: raise {app}'s minReplicas to {autoscaling['minReplicas']} (incident)")
+        return {key: autoscaling["minReplicas"] for key in self._minimums(env)}
+
     def _chart_change(self, app: str) -> None:
         """A one-line change to the chart's defaults that shows in every pod template: a pod annotation."""
         rel = f"apps/{app}/chart/values.yaml"
         text = self.git.read(rel)
-        new, n = re.subn(
-            r"^podAnnotations: \{\}$", 'podAnnotations:\n  e2e.gitops.local/chart-change: "1"', text, flags=re.M
-        )
+        new, n = re.subn(r"^podAnnotations: \{\}$", f'podAnnotations:\n  {CHART_MARK}: "1"', text, flags=re.M)
         if n != 1:
             raise ScenarioError(
                 f"{rel}: the chart step turns `podAnnotations: {{}}` into one annotation; that line is gone"
@@ -415,6 +457,28 @@ class Scenario:
 
     def _generations(self, env: str) -> dict[str, int]:
         return checks.deployment_generations(self.clusters[self.layout.env_cluster[env]], self.expected[env])
+
+    def _templates(self, env: str) -> dict[str, dict]:
+        return checks.pod_templates(self.clusters[self.layout.env_cluster[env]], self.expected[env])
+
+    def _minimums(self, env: str) -> dict[str, int]:
+        return checks.hpa_minimums(self.clusters[self.layout.env_cluster[env]], self.expected[env])
+
+    def _runs(self, env: str, want: dict[str, dict], what: str) -> None:
+        """The live Deployments run exactly ``want`` (images and pod template annotations): ``what``."""
+        have = self._templates(env)
+        if have != want:
+            raise ScenarioError(f"expected {env} to run {what}: {want}, found {have}")
+
+    def _min_replicas(self, env: str, want: dict[str, int], what: str) -> None:
+        have = self._minimums(env)
+        if have != want:
+            raise ScenarioError(f"expected {env}'s HorizontalPodAutoscalers at {what}: {want}, found {have}")
+
+    def _has_chart_change(self, env: str, present: bool) -> None:
+        marked = {k: CHART_MARK in t["annotations"] for k, t in self._templates(env).items()}
+        if not marked or any(v != present for v in marked.values()):
+            raise ScenarioError(f"expected the chart change {'in' if present else 'not in'} {env}'s pods: {marked}")
 
     def _same_images_as(self, env: str, source: str) -> None:
         self._same_images(env, self._images(source), f"{env} runs what {source} runs")

@@ -199,6 +199,21 @@ def argocd() -> Path:
 
 
 @pytest.fixture(scope="session")
+def upstream_chart_cache() -> None:
+    """The pinned upstream charts `make tools` fetches, as recorded; a missing or different one fails the test with
+    the command that fetches it (never a skip)."""
+    from gitops.toolchain import chart_sources
+    from gitops.toolchain.charts import ChartUnusable, cached
+
+    for source in chart_sources().values():
+        if not source.unavailable:
+            try:
+                cached(source)
+            except ChartUnusable as e:
+                pytest.fail(str(e))
+
+
+@pytest.fixture(scope="session")
 def clone_repo():
     """Factory: ``clone_repo(source, dest)`` clones a repository (e.g. another test's) into ``dest``."""
 

@@ -131,18 +131,50 @@ def test_app_filter_and_unknown_environment(repo: Path):
     assert "generates no Application for app 'nope'" in proc.stderr
 
 
-def test_platform_and_cluster_render_plain_manifests_and_name_upstream_charts(repo: Path):
+def test_platform_and_cluster_render_plain_manifests_and_name_upstream_charts(repo: Path, upstream_chart_cache):
     proc = gitops(repo, "render", "platform")
     kinds = {d["kind"] for d in documents(proc.stdout)}
     assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "Namespace"} <= kinds
-    assert "pinned, not rendered" in proc.stderr
+    assert "pinned, not rendered: Application gateway-crds: path deploy v2.7.2" in proc.stderr  # not a chart
+    not_checked = "values not checked against the chart: not obtainable here (chart nginx-gateway-fabric 2.7.2"
+    assert f"note: platform/gateway/nginx-gateway-fabric.yaml Application/nginx-gateway-fabric: {not_checked}" in (
+        proc.stderr
+    )
     proc = gitops(repo, "render", "cluster", "aks-dev")
     docs = documents(proc.stdout)
     assert any(d["kind"] == "AppProject" for d in docs)
     assert "not a manifest (no apiVersion/kind), skipped: clusters/aks-dev/cluster.yaml" in proc.stderr
+    assert "clusters/aks-dev/root.yaml Application/argocd: values not checked against the chart" in proc.stderr
     assert gitops(repo, "render", "cluster", "nowhere", ok=False).stderr.startswith(
         "error: clusters/nowhere/ does not exist"
     )
+
+
+def test_the_platforms_charts_render_as_argo_cd_would_with_their_applications_values(
+    repo: Path, upstream_chart_cache, tmp_path: Path
+):
+    """What cert-manager's and metrics-server's Applications apply: the pinned charts, release name, destination
+    namespace and valuesObject as Argo CD's repo-server passes them, one file per Application with --out."""
+    out = tmp_path / "out"
+    gitops(repo, "render", "platform", "--out", str(out))
+    assert {p.name for p in out.iterdir()} >= {"platform.yaml", "cert-manager.yaml", "metrics-server.yaml"}
+    text = (out / "cert-manager.yaml").read_text()
+    assert "# Application argocd/cert-manager (from platform/cert-manager/cert-manager.yaml)" in text
+    assert "# chart github.com/cert-manager/cert-manager@v1.21.2/deploy/charts/cert-manager" in text
+    docs = documents(text)
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert set(deployments) == {"cert-manager", "cert-manager-cainjector", "cert-manager-webhook"}
+    assert {(d["metadata"]["namespace"], d["spec"]["replicas"]) for d in deployments.values()} == {("cert-manager", 2)}
+    assert len([d for d in docs if d["kind"] == "CustomResourceDefinition"]) == 6  # crds.enabled: helm --include-crds
+    assert len([d for d in docs if d["kind"] == "PodDisruptionBudget"]) == 3
+    leases = [d for d in docs if d["kind"] == "Role" and "leaderelection" in d["metadata"]["name"]]
+    assert leases and all(r["metadata"]["namespace"] == "cert-manager" for r in leases)  # global.leaderElection
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "cert-manager")
+    assert "gatewayAPI" in config["data"]["config.yaml"]
+    metrics = documents((out / "metrics-server.yaml").read_text())
+    (deployment,) = [d for d in metrics if d["kind"] == "Deployment"]
+    assert deployment["metadata"]["namespace"] == "kube-system" and deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("metrics-server:v0.9.0")
 
 
 def test_a_chart_change_at_head_changes_dev_and_leaves_prod_byte_identical(repo: Path, renders: dict[str, str]):

@@ -18,6 +18,8 @@ from gitops.validate import validate
 DEV = "environments/dev/pod-details"
 PROD = "environments/prod/pod-details"
 SCHEMA = "apps/pod-details/chart/values.schema.json"
+CERT_MANAGER = "platform/cert-manager/cert-manager.yaml"
+METRICS_SERVER = "platform/metrics-server/metrics-server.yaml"
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -55,14 +57,33 @@ def matching(findings: list[Finding], check: str, fragment: str) -> list[Finding
     return [f for f in findings if f.check == check and fragment in f.message]
 
 
-def test_the_clean_repository_passes(repo, helm):
+def test_the_clean_repository_passes(repo, helm, upstream_chart_cache):
     proc = cli(repo.path, "--format", "json")
     report = json.loads(proc.stdout)
     assert report["problems"] == [], proc.stdout
     assert proc.returncode == 0
-    assert report["checks"] == ["yamllint", "values-schema", "helm-lint", "kubeconform", "repo-rules"]
+    assert report["checks"] == ["yamllint", "values-schema", "helm-lint", "chart-values", "kubeconform", "repo-rules"]
     assert report["stats"]["environments"] == 2
     assert report["stats"]["applications"] == 2
+
+
+def test_every_run_names_the_charts_it_could_not_check(repo, helm, upstream_chart_cache):
+    """Charts that cannot be had here are said by name on every run, in the text and in the JSON: never a silent pass.
+    The ones that can are not among them: their rendered objects are validated (kubeconform counts them)."""
+    proc = cli(repo.path)
+    assert proc.returncode == 0, proc.stdout
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("note: ")]
+    not_checked = "values not checked against the chart: not obtainable here"
+    expected = {
+        f"note: platform/gateway/nginx-gateway-fabric.yaml Application/nginx-gateway-fabric: {not_checked}",
+        f"note: clusters/aks-dev/root.yaml Application/argocd: {not_checked}",
+        f"note: clusters/aks-prod/root.yaml Application/argocd: {not_checked}",
+    }
+    assert {n.split(" (", 1)[0] for n in notes} == expected, proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("no problems")
+    report = json.loads(cli(repo.path, "--format", "json").stdout)
+    assert len(report["notes"]) == 3
+    assert validate(repo.path, ["dev"]).notes == []  # the platform is not validated for one environment
 
 
 @dataclass
@@ -74,6 +95,7 @@ class Variant:
     file: str
     line: Callable[[Path], int | None] | None = None  # expected line, computed on the broken tree
     kind: str = ""
+    application: str = ""  # a platform Application: the one named in the finding
 
 
 def _platform_application(root: Path) -> None:
@@ -82,6 +104,15 @@ def _platform_application(root: Path) -> None:
         "  project: platform\n",
         "  project: platform\n  revisionHistoryLimit: ten\n",
     )
+
+
+def _values_object(path: str, after: str, added: str) -> Callable[[Path], None]:
+    """Add lines to an Application's valuesObject, right after the (unique) line ``after``."""
+
+    def breaks(root: Path) -> None:
+        edit(root / path, after, after + added)
+
+    return breaks
 
 
 def _widget(root: Path) -> None:
@@ -139,6 +170,57 @@ VARIANTS = [
         "platform/metrics-server/metrics-server.yaml",
         lambda r: line_of(r / "platform/metrics-server/metrics-server.yaml", "revisionHistoryLimit"),
         kind="Application",
+    ),
+    # The platform's Applications of upstream charts, against the real charts pinned in the toolchain.
+    Variant(
+        "cert-manager-misspelled-key",
+        _values_object(CERT_MANAGER, "          keep: true\n", "          enabeld: true\n"),
+        "values-schema",
+        "values /crds: additional properties 'enabeld' not allowed (schema github.com/cert-manager/cert-manager@",
+        CERT_MANAGER,
+        lambda r: line_of(r / CERT_MANAGER, "enabeld"),
+        kind="Application",
+        application="cert-manager",
+    ),
+    Variant(
+        "cert-manager-wrong-type",
+        _values_object(CERT_MANAGER, "        cainjector:\n", '          enabled: "yes"\n'),
+        "values-schema",
+        "values /cainjector/enabled: got string, want boolean",
+        CERT_MANAGER,
+        lambda r: line_of(r / CERT_MANAGER, 'enabled: "yes"'),
+        kind="Application",
+        application="cert-manager",
+    ),
+    Variant(
+        "metrics-server-misspelled-key",
+        _values_object(METRICS_SERVER, "          enabled: true\n", "          minAvailble: 1\n"),
+        "chart-values",
+        "values /podDisruptionBudget/minAvailble: unknown key 'minAvailble': did you mean minAvailable",
+        METRICS_SERVER,
+        lambda r: line_of(r / METRICS_SERVER, "minAvailble"),
+        kind="Application",
+        application="metrics-server",
+    ),
+    Variant(
+        "metrics-server-wrong-type",
+        lambda r: edit(r / METRICS_SERVER, "        replicas: 2\n", "        replicas: {count: 2}\n"),
+        "chart-values",
+        "values /replicas: expected a number (the chart's default is 1), got a map",
+        METRICS_SERVER,
+        lambda r: line_of(r / METRICS_SERVER, "replicas: {count"),
+        kind="Application",
+        application="metrics-server",
+    ),
+    Variant(
+        "chart-version-not-pinned",
+        lambda r: edit(r / CERT_MANAGER, "    targetRevision: v1.21.2\n", "    targetRevision: v1.99.0\n"),
+        "render",
+        "chart cert-manager v1.99.0 from https://charts.jetstack.io: no such version is pinned",
+        CERT_MANAGER,
+        lambda r: line_of(r / CERT_MANAGER, "targetRevision: v1.99.0"),
+        kind="Application",
+        application="cert-manager",
     ),
     Variant(
         "unknown-kind",
@@ -245,7 +327,7 @@ def _git(repo: Path, *args: str) -> str:
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
-def test_each_breakage_fails_with_the_right_message(repo, helm, variant: Variant):
+def test_each_breakage_fails_with_the_right_message(repo, helm, upstream_chart_cache, variant: Variant):
     variant.breaks(repo.path)
     report = validate(repo.path)
     assert not report.ok
@@ -257,13 +339,16 @@ def test_each_breakage_fails_with_the_right_message(repo, helm, variant: Variant
         assert hit.line == variant.line(repo.path), hit
     if variant.kind:
         assert hit.kind == variant.kind, hit
+    if variant.application:
+        assert hit.name == variant.application, hit
     if variant.file.startswith("environments/"):
         assert (hit.env, hit.app) == (variant.file.split("/")[1], "pod-details"), hit
 
 
-def test_every_problem_is_reported_at_once_and_the_exit_code_says_so(repo, helm):
-    for variant in (VARIANTS[3], VARIANTS[5]):  # overlay typo, unknown kind
-        variant.breaks(repo.path)
+def test_every_problem_is_reported_at_once_and_the_exit_code_says_so(repo, helm, upstream_chart_cache):
+    by_name = {v.name: v for v in VARIANTS}
+    for name in ("typo-in-an-overlay-key", "unknown-kind", "metrics-server-misspelled-key"):
+        by_name[name].breaks(repo.path)
     (repo.path / PROD / "values.yaml").unlink()  # a release without its overlay
     proc = cli(repo.path)
     assert proc.returncode == 1
@@ -274,7 +359,9 @@ def test_every_problem_is_reported_at_once_and_the_exit_code_says_so(repo, helm)
     assert "additional properties 'replicaCont' not allowed" in out
     assert "missing values.yaml" in out
     assert "unknown kind example.com/v1 Widget" in out
-    assert out.strip().splitlines()[-1].startswith("3 problems in 3 checks")
+    line = line_of(repo.path / METRICS_SERVER, "minAvailble")
+    assert f"  {METRICS_SERVER}:{line} Application/metrics-server: values /podDisruptionBudget/minAvailble:" in out
+    assert out.strip().splitlines()[-1].startswith("4 problems in 4 checks")
 
 
 def test_scoping_to_an_environment_and_to_changed_files(repo, helm):
@@ -410,6 +497,27 @@ def test_each_policy_violation_is_denied_live_with_the_policys_message(
     assert "ValidatingAdmissionPolicy 'apps-" in p["message"]
     chart = "apps/pod-details/chart" if env == "dev" else f"environments/{env}/pod-details/chart"
     assert p["file"].startswith(f"{chart}/templates/"), "the template of the chart that environment runs"
+
+
+def test_a_platform_charts_pods_are_held_to_their_namespaces_pod_security_live(
+    repo, helm, kube_cluster, upstream_chart_cache
+):
+    """cert-manager's namespace enforces Pod Security `restricted`; a value that loosens its pods passes helm and
+    kubeconform, and the Deployment itself is only warned about: the dry run of the Pod it would create is denied."""
+    controller = "        replicaCount: 2\n        podDisruptionBudget:\n"  # not the webhook's or cainjector's
+    loosened = "        containerSecurityContext:\n          allowPrivilegeEscalation: true\n"
+    edit(repo.path / CERT_MANAGER, controller, loosened + controller)
+    static = validate(repo.path)
+    assert static.ok, "\n".join(map(str, static.findings))
+    report = validate(repo.path, live_check=True, kubeconfig=kube_cluster.kubeconfig)
+    denied = [f for f in report.findings if f.check == "live"]
+    assert [(f.kind, f.name, f.app) for f in denied] == [("Deployment", "cert-manager", "cert-manager")], denied
+    assert 'its pods would be rejected by the API server: pods "cert-manager-template" is forbidden: violates ' in (
+        denied[0].message
+    )
+    assert "allowPrivilegeEscalation != false" in denied[0].message
+    chart = "github.com/cert-manager/cert-manager@v1.21.2/deploy/charts/cert-manager"
+    assert denied[0].file == f"{chart}/templates/deployment.yaml"
 
 
 # -- helm lint, batched: findings land on the right app --------------------------------------------------------

@@ -12,7 +12,9 @@ Set-up, in order, each step waiting for the previous to take effect:
    events arrive in order).
 
 Then every rendered object is server-side applied with ``dryRun=All``: defaulting, validation, Pod Security and the
-platform's policies run; nothing is stored. Denials are reported with the policy's own message.
+platform's policies run; nothing is stored. Denials are reported with the policy's own message. Pod Security
+enforces on Pods only (a Deployment that breaks it is merely warned about, and its ReplicaSet then cannot create
+pods), so for each workload that passes, the Pod its template makes is dry-run too, in the workload's namespace.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ FIELD_MANAGER = "gitops-validate"
 PROBE = "gitops-validate-probe"
 CRD_DIGEST = "gitops.azurelaboratory.com/manifest-sha256"  # what was applied, so a reused cluster skips it
 VAP_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+WORKLOADS = {
+    "apps/v1": ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"),
+    "batch/v1": ("Job", "CronJob"),
+}
 TIMEOUT = 60.0
 
 
@@ -130,11 +136,34 @@ def run(kubeconfig: Path, targets: list[Target], setup: list[Target], workdir: P
             return _finding(t, f"rejected by the API server: {_api_message(e)}")
         except Exception as e:  # ResourceNotFoundError and friends: the kind is not served
             return _finding(t, f"{t.doc.api_version} {t.doc.kind} is not served by the cluster: {e}")
+        pod = pod_of(t.doc)
+        if pod is not None:
+            try:
+                cluster.apply(pod, t.namespace, dry_run=True)
+            except ApiException as e:
+                return _finding(t, f"its pods would be rejected by the API server: {_api_message(e)}")
         return None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         findings += [f for f in pool.map(dry_run, targets) if f is not None]
     return findings
+
+
+def pod_of(doc: Document) -> dict | None:
+    """The Pod a workload's template makes (a CronJob's through its Job template), or None for other kinds."""
+    if doc.kind not in WORKLOADS.get(doc.api_version, ()):
+        return None
+    spec = doc.obj.get("spec") or {}
+    if doc.kind == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    template = spec.get("template") or {}
+    meta = template.get("metadata") or {}
+    metadata = {"name": f"{doc.name}-template"[:253], "labels": meta.get("labels") or {}}
+    if meta.get("annotations"):
+        metadata["annotations"] = meta["annotations"]
+    if doc.namespace:
+        metadata["namespace"] = doc.namespace
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template.get("spec") or {}}
 
 
 def _api_message(e: Exception) -> str:

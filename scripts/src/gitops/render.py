@@ -14,7 +14,9 @@ committed — ``--ref`` stands in for "what main will be". Nothing older is ever
 entirely at one revision. A source pinned to another branch, tag or commit is still resolved in the local repository
 (`gitops validate` refuses it for this repository's own Applications).
 
-Sources outside this repository (upstream charts) are reported as "pinned, not rendered".
+An upstream chart (a source with ``chart``) is rendered from the pinned copy `make tools` fetched
+(``gitops.upstream_charts``); one that cannot be had here, and upstream sources that are not charts, are named in a
+note, never rendered from anything else.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from gitops import capabilities, git, helmlint, yamlio
+from gitops import capabilities, git, helmlint, upstream_charts, yamlio
 from gitops.appset import Application, expand
 from gitops.errors import GitopsError
 from gitops.findings import Finding
@@ -112,9 +114,9 @@ class HelmJob:
     env: str
     app: str
     application: Application
-    chart: str  # repo path of the chart
+    chart: str  # repo path of the chart (an upstream chart: where it is in its Go module)
     revision: str  # as written in the Application
-    snapshot: git.Snapshot  # where the chart is read
+    snapshot: git.Snapshot | None  # where the chart is read (None: an upstream chart, read at chart_dir)
     release_name: str
     namespace: str
     value_files: list[ValueFile]
@@ -124,9 +126,14 @@ class HelmJob:
     skip_schema_validation: bool = False
     skip_tests: bool = False
     files: tuple[Path, list[Path], Path | None] | None = None  # on disk, once materialized
+    chart_dir: Path | None = None  # an upstream chart: its pinned copy in the toolchain cache
+    # Where a key of valuesObject is written, when not in a release file (platform Applications: their own file).
+    locate: Callable[[list], tuple[str, int | None]] | None = None
 
     @property
     def where(self) -> str:
+        if self.snapshot is None:
+            return f"{self.chart} (chart version {self.revision})"
         return f"{self.chart}@{self.revision}" + _label(self.snapshot, self.revision)
 
 
@@ -207,8 +214,9 @@ class Renderer:
     def plan(self, application: Application) -> Rendered:
         """Resolve an Application's sources; the result carries a HelmJob to run, or problems and notes."""
         a = application
+        origin = f"env {a.env}, from {a.params_file}" if a.env else f"from {a.params_file}"
         header = [
-            f"Application {a.manifest['metadata']['namespace']}/{a.name} (env {a.env}, from {a.params_file})",
+            f"Application {a.manifest['metadata']['namespace']}/{a.name} ({origin})",
             f"destination namespace {a.destination_namespace or '<none>'}",
         ]
         out = Rendered(a.env, a.app, a.name, header)
@@ -226,9 +234,12 @@ class Renderer:
                 continue
             repo_url = str(source.get("repoURL", ""))
             revision = str(source.get("targetRevision", "") or "HEAD")
-            if source.get("chart") or not same_repo(repo_url):
-                what = f"chart {source['chart']}" if source.get("chart") else f"path {source.get('path', '.')}"
-                out.notes.append(f"pinned, not rendered: {what} {revision} from {repo_url} (upstream)")
+            if source.get("chart"):
+                self._plan_upstream(a, source, refs, problem, out)
+                continue
+            if not same_repo(repo_url):
+                what = f"path {source.get('path', '.')} {revision} from {repo_url}"
+                out.notes.append(f"pinned, not rendered: {what} (upstream, not a chart)")
                 continue
             path = str(source.get("path", "")).strip("/")
             try:
@@ -252,12 +263,23 @@ class Renderer:
                 continue
             job = self._helm_job(a, source, path, revision, snap, refs, problem)
             if job is not None:
-                out.job = job
-                header.append(f"chart {job.where}, release {job.release_name}")
-                header.extend(f"values {v.ref} -> {v.path}{_label(v.snapshot, '')}" for v in job.value_files)
-                if job.extra_values:
-                    header.append("values from the Application (helm.valuesObject/values)")
+                _adopt(out, job)
         return out
+
+    def _plan_upstream(self, a: Application, source: dict, refs: dict, problem: Callable, out: Rendered) -> None:
+        """A chart from a Helm repository: its pinned copy from the cache, or a note saying why it is not rendered."""
+        chart = upstream_charts.resolve(source)
+        if chart.note:
+            out.notes.append(chart.note)
+        elif chart.problem:
+            problem(chart.problem, file=a.params_file)
+        elif out.job is not None:
+            problem("more than one chart source: `gitops render` renders one chart per Application")
+        else:
+            job = self._helm_job(a, source, chart.label, chart.revision, None, refs, problem)
+            if job is not None:
+                job.chart_dir = chart.chart_dir
+                _adopt(out, job)
 
     def _helm_job(self, a, source, path, revision, snap, refs, problem) -> HelmJob | None:
         helm = source.get("helm") or {}
@@ -282,6 +304,10 @@ class Renderer:
                 vpath = f"{ref.get('path', '').strip('/')}/{rel}".strip("/") if ref.get("path") else rel
             elif raw.startswith("$") or "://" in raw or raw.startswith("/"):
                 problem(f"value file {raw}: only `$<ref>/…` and chart-relative paths are supported")
+                ok = False
+                continue
+            elif snap is None:
+                problem(f"value file {raw}: a file inside an upstream chart is not supported by `gitops render`")
                 ok = False
                 continue
             else:
@@ -338,8 +364,11 @@ class Renderer:
         return job.files
 
     def _materialize(self, job: HelmJob) -> tuple[Path, list[Path], Path | None]:
-        base = job.snapshot.export([job.chart], self.workdir / "charts")
-        chart_dir = base / job.chart
+        if job.snapshot is None:
+            assert job.chart_dir is not None
+            chart_dir = job.chart_dir
+        else:
+            chart_dir = job.snapshot.export([job.chart], self.workdir / "charts") / job.chart
         values: list[Path] = []
         for vf in job.value_files:
             if isinstance(vf.snapshot, git.WorkTree):
@@ -404,7 +433,12 @@ class Renderer:
             rendered = [self.plan(a) for a in sorted(apps, key=lambda a: (a.app, a.name))]
             jobs.extend(r for r in rendered if r.job is not None)
             results.append(EnvRender(env.name, apps, rendered, expansion.problems))
+        self.run(jobs, lint)
+        return results
 
+    def run(self, jobs: list[Rendered], lint: bool = False) -> None:
+        """Every planned job's `helm template` (with ``lint``, `helm lint --strict` too) in one pool."""
+        jobs = [r for r in jobs if r.job is not None]
         with ThreadPoolExecutor(max_workers=workers()) as pool:
             rendering = [pool.submit(self.template, r.job) for r in jobs if r.job is not None]
             linting = self._lint(pool, [r.job for r in jobs if r.job is not None]) if lint else []
@@ -418,7 +452,6 @@ class Renderer:
                     problems += helmlint.lint_failure(r.job, lint_output.get(id(r.job), ""), bool(problems))
                 r.documents, r.problems = docs, r.problems + problems
                 r.sort()
-        return results
 
     def _lint(self, pool: ThreadPoolExecutor, jobs: list[HelmJob]) -> list:
         """`helm lint --strict` of every job: batched, a few processes per environment so every core has one."""
@@ -427,6 +460,14 @@ class Renderer:
         futures = [pool.submit(helmlint.lint_batch, self, group) for group in groups]
         futures += [pool.submit(lambda j: {id(j): helmlint.lint_one(self, j)}, job) for job in alone]
         return futures
+
+
+def _adopt(out: Rendered, job: HelmJob) -> None:
+    out.job = job
+    out.header.append(f"chart {job.where}, release {job.release_name}")
+    out.header.extend(f"values {v.ref} -> {v.path}{_label(v.snapshot, '')}" for v in job.value_files)
+    if job.extra_values:
+        out.header.append("values from the Application (helm.valuesObject/values)")
 
 
 def _label(snap: git.Snapshot, revision: str) -> str:
@@ -546,6 +587,8 @@ def locate_value(repo: Repo, job: HelmJob, pointer: str) -> tuple[str, int | Non
     keys: list[str | int] = [int(p) if p.isdigit() else p for p in parts]
     # valuesObject wins over the value files: a value it sets came from the release (the generator's file).
     if job.extra_values and keys and _has(_json_or_none(job.extra_values), keys[:1]):
+        if job.locate is not None:
+            return job.locate(keys)
         ae = repo.app_envs.get((job.env, job.app))
         line = ae.release.line(*[str(k) for k in keys]) if ae and ae.release else None
         return job.application.params_file, line
@@ -637,11 +680,11 @@ def _upstream_note(doc: Document) -> list[str]:
     spec = doc.obj.get("spec") or {}
     notes = []
     for s in spec.get("sources") or ([spec["source"]] if spec.get("source") else []):
-        if s.get("chart") or not same_repo(str(s.get("repoURL", ""))):
-            what = f"chart {s['chart']}" if s.get("chart") else f"path {s.get('path', '.')}"
+        # A chart is rendered from its pinned copy, or named as not obtainable, by gitops.upstream_charts.
+        if not s.get("chart") and not same_repo(str(s.get("repoURL", ""))):
             notes.append(
-                f"pinned, not rendered: Application {doc.name}: {what} {s.get('targetRevision')}"
-                f" from {s.get('repoURL')}"
+                f"pinned, not rendered: Application {doc.name}: path {s.get('path', '.')} {s.get('targetRevision')}"
+                f" from {s.get('repoURL')} (upstream, not a chart)"
             )
     return notes
 

@@ -2,7 +2,9 @@
 
 1. yamllint on the repo's YAML (Helm templates excluded) with ``.yamllint``;
 2. per app and environment: the chart's ``values.schema.json`` (helm checks it while rendering) and
-   ``helm lint --strict``, both with the environment's overlay and the release's image;
+   ``helm lint --strict``, both with the environment's overlay and the release's image; the same for each platform
+   Application of an upstream chart (``gitops.platform_apps``), whose values are checked against the chart's
+   default values where it has no schema (``chart-values``) — a chart that cannot be had here is named in a note;
 3. kubeconform ``-strict`` on everything rendered (apps of every environment, the ApplicationSets and the
    Applications they generate, ``platform/``, ``clusters/*/``) against the offline schemas — once, in one process;
 4. repository rules (``gitops.rules``);
@@ -16,11 +18,11 @@ named, or when ``--changed`` files touch them.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops import kubeconform, live, render, rules, yamllint
+from gitops import kubeconform, live, platform_apps, render, rules, yamllint
 from gitops import repo as repomodel
 from gitops.errors import GitopsError
 from gitops.findings import Finding
@@ -30,6 +32,7 @@ CHECKS = (
     "yaml",
     "applicationset",
     "values-schema",
+    "chart-values",
     "helm-lint",
     "render",
     "kubeconform",
@@ -124,26 +127,34 @@ def validate(
         # 2. values schema + helm lint, and the renders everything after needs
         renderer = render.Renderer(model, work)
         envs = [model.environments[e] for e in scope.envs]
-        results = renderer.render_envs(envs, lint=True)
-        report.checks += ["values-schema", "helm-lint"]
         plain = _plain(model, scope)
+        with ThreadPoolExecutor(max_workers=1) as beside:  # the platform's charts render while the apps' do
+            platform_renders = beside.submit(platform_apps.render_platform, renderer, plain, lint=True)
+            results = renderer.render_envs(envs, lint=True)
+            platform = platform_renders.result()
+        report.checks += ["values-schema", "helm-lint"]
+        if platform:
+            report.checks.append("chart-values")
+        report.notes += platform_apps.notes(platform)
         for r in results:
             found += r.all_problems()
-        for p in plain:
+        for p in plain + platform:
             found += p.problems
 
         found += yamllint.collect(linting)
 
         # 3. kubeconform, once over everything
         targets = _kubeconform_targets(model, results, plain)
+        targets += [kubeconform.Target(d, app=x.title) for x in platform for d in x.documents]
         found += kubeconform.run(targets, work)
         report.checks.append("kubeconform")
 
         # 4. repository rules
         if scope.whole_repo or changed is not None:
             found += rules.promotion(model)
-        release_findings, report.notes = rules.releases(model, scope.envs)
+        release_findings, release_notes = rules.releases(model, scope.envs)
         found += release_findings
+        report.notes += release_notes
         applications = [a for r in results for a in r.applications]
         found += rules.sources(model, applications)
         found += rules.destinations(model, applications)
@@ -153,6 +164,9 @@ def validate(
         # 5. the API server
         if live_check:
             live_targets, setup = _live_targets(results, plain, model)
+            live_targets += [
+                live.Target(d, app=x.title, namespace=x.job.namespace) for x in platform if x.job for d in x.documents
+            ]
             with live.control_plane(kubeconfig) as kc:
                 found += live.run(kc, live_targets, setup, work)
             report.checks.append("live")

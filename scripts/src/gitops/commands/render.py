@@ -39,7 +39,9 @@ def render(
     """Render TARGET as Argo CD would apply it: an environment (e.g. `dev`), `platform`, or `cluster NAME`.
 
     For an environment: the Applications its ApplicationSet generates (first), then each Application's manifests
-    from the pinned helm, sorted by kind/namespace/name so two renders diff cleanly.
+    from the pinned helm, sorted by kind/namespace/name so two renders diff cleanly. For `platform` and a cluster:
+    the folder's manifests, then what each of its Applications of an upstream chart applies (the chart pinned in the
+    toolchain's versions.toml), or a note naming a chart that cannot be had here.
     """
     from gitops import render as r
     from gitops import repo as repomodel
@@ -59,9 +61,13 @@ def render(
     if folder:
         if not model.snapshot.is_dir(folder):
             raise GitopsError(f"{folder}/ does not exist ({model.snapshot.label})")
+        from gitops import platform_apps
+
         rendered = r.render_plain(model, folder)
-        _emit([], [rendered], out, single=folder.replace("/", "-"))
-        _report(rendered.notes, rendered.problems)
+        with r.workspace() as work:
+            charts = platform_apps.render_platform(r.Renderer(model, work), [rendered])
+        _emit([], [rendered, *charts], out, single=folder.replace("/", "-"))
+        _report(rendered.notes + platform_apps.notes(charts), [p for x in (rendered, *charts) for p in x.problems])
         return
 
     env = model.environments.get(target)
@@ -89,8 +95,8 @@ def _emit(applications, rendered, out: Path | None, single: str | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     if applications:
         (out / "applications.yaml").write_text(r.format_applications(applications))
-    for x in rendered:
-        (out / f"{single or x.title}.yaml").write_text(r.format_rendered(x))
+    for n, x in enumerate(rendered):  # ``single`` names the folder's own manifests, the first
+        (out / f"{single if single and n == 0 else x.title}.yaml").write_text(r.format_rendered(x))
     click.echo(f"wrote {len(rendered) + bool(applications)} file(s) to {out}", err=True)
 
 

@@ -16,15 +16,17 @@ def tools() -> None:
 @click.argument("names", nargs=-1)
 @click.option("--force", is_flag=True, help="Rebuild even if cached.")
 def build_cmd(names: tuple[str, ...], force: bool) -> None:
-    """Build missing tools into the cache and print each with its version."""
+    """Build missing tools and fetch missing upstream charts into the cache; print each with its version."""
     from gitops.toolchain import build
 
     try:
-        results = build.build(list(names) or None, force=force)
+        results, charts = build.build_all(list(names) or None, force=force)
     except build.BuildFailed as e:
         raise GitopsError(str(e)) from None
     for tool, version in results:
         click.echo(f"{tool.name:<24} {tool.version:<10} {version}")
+    for chart, digest in charts:
+        click.echo(f"{'chart ' + chart.name:<24} {chart.chart_version:<10} {chart.provenance} {digest}")
     if not names:
         from gitops import schemas
 

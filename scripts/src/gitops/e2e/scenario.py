@@ -275,9 +275,7 @@ class Scenario:
     def _unclaimed_crds(self) -> list[dict]:
         from gitops.schemas import crd_files
 
-        claimed = set()
-        for kind in {s.kind for s in self.subs._standins.values()}:
-            claimed |= set(self.subs._crds(kind))
+        claimed = self.subs.claimed_crds()
         docs = [load_fast(p.read_text()) for p in crd_files()]
         argo = {"applications.argoproj.io", "applicationsets.argoproj.io", "appprojects.argoproj.io"}
         return [d for d in docs if d["metadata"]["name"] not in claimed | argo]

@@ -2,11 +2,16 @@
 
 1. The repo URL (``https://github.com/azurelaboratory/gitops-monorepo.git``) becomes the local served.git.
 2. Applications whose sources are upstream (charts from Helm repositories and OCI registries, other git repos)
-   cannot be fetched here. Each becomes a stand-in: the same Application (name, project, destination, waves, sync
+   cannot be fetched here. Where the pinned chart is in the toolchain cache (``[charts.*]`` of
+   ``toolchain/versions.toml``) and what it deploys can run under kwok, the chart itself is published, at
+   ``e2e-upstream/<name>/`` of the served repo, and the Application keeps its own helm settings (release name,
+   values): Argo CD renders and applies the real thing. Only the admission webhook configurations are left out of
+   it, named in the note: the apiserver would call a webhook server no pod runs here, and refuse every object it
+   guards. Every other upstream becomes a stand-in: the same Application (name, project, destination, waves, sync
    policy) with one source, ``e2e-standins/<name>/`` of the served repo, holding the pinned CRDs that upstream
-   would install (read from ``toolchain/versions.toml``'s ``[crds.*]``, as kubeconform's schemas are) and a
-   ConfigMap ``e2e-standin-<name>`` saying what it replaces. What the upstream controllers would do at run time
-   (accept Gateways and routes, ready ClusterIssuers, serve the metrics API) is ``gitops.e2e.standins``.
+   would install (read from ``[crds.*]``, as kubeconform's schemas are) and a ConfigMap ``e2e-standin-<name>``
+   saying what it replaces. What the upstream controllers would do at run time (accept Gateways and routes, ready
+   ClusterIssuers, serve the metrics API) is ``gitops.e2e.standins``.
 3. AppProject sync windows are dropped, so the run does not depend on the time of day.
 
 Everything else — every Application, ApplicationSet, AppProject, chart and values file — is published as committed.
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from gitops.errors import GitopsError
 from gitops.git import Snapshot
 from gitops.yamlio import load_fast, load_manifests
 
@@ -28,6 +34,17 @@ UPSTREAM_URL = "https://github.com/azurelaboratory/gitops-monorepo.git"
 URL_RE = re.compile(re.escape(UPSTREAM_URL.removesuffix(".git")) + r"(\.git)?(?![\w./-])")
 CONFIG_DIRS = ("clusters/", "environments/", "platform/")
 STANDIN_DIR = "e2e-standins"
+UPSTREAM_DIR = "e2e-upstream"
+# Upstreams whose real chart replaces the stand-in when it is cached, and what the e2e still does in their place: their
+# pods run under kwok, where nothing executes. metrics-server stays a stand-in: AKS manages its own (the clusters leave
+# platform/metrics-server out) and the e2e serves the metrics API as AKS does, which a second APIService would fight.
+# Argo CD's chart would install a second Argo CD beside the e2e's. NGINX Gateway Fabric's chart is not obtainable.
+DEPLOYABLE = {
+    "cert-manager": "ClusterIssuers are made Ready by the e2e's stand-in controller (no ACME account, no certificates "
+    "issued)",
+}
+WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+KIND_LINE = re.compile(r"^kind:\s*(\S+)", re.M)
 GATEWAY_CONTROLLER = "gateway.nginx.org/nginx-gateway-controller"  # NGINX Gateway Fabric's controllerName
 
 
@@ -78,6 +95,7 @@ class Substitutions:
     notes: list[Note] = field(default_factory=list)
     _noted: set[str] = field(default_factory=set)
     _standins: dict[str, Standin] = field(default_factory=dict)  # by Application name
+    _charts: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)  # by Application: (kind, files)
     _crd_cache: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def note(self, what: str, by: str) -> None:
@@ -105,6 +123,8 @@ class Substitutions:
                 changes[path] = new
         for path, text in self._standin_files.items():
             changes[path] = text
+        for _, files in self._charts.values():
+            changes.update(files)
         if not self.notes or not self.notes[0].what.startswith("repoURL"):
             self.notes.insert(0, Note(f"repoURL {UPSTREAM_URL} ({url_files} config files)", self.local_url))
         return changes
@@ -115,7 +135,8 @@ class Substitutions:
             if not isinstance(doc, dict):
                 continue
             if doc.get("kind") == "Application" and self._upstream_sources(doc):
-                self._stand_in(path, doc)
+                if not self._real_chart(path, doc):
+                    self._stand_in(path, doc)
                 changed = True
             elif doc.get("kind") == "AppProject" and (doc.get("spec") or {}).get("syncWindows"):
                 windows = doc["spec"].pop("syncWindows")
@@ -130,6 +151,51 @@ class Substitutions:
         spec = app.get("spec") or {}
         sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
         return [s for s in sources if s.get("repoURL") != self.local_url]
+
+    def _real_chart(self, path: str, app: dict) -> bool:
+        """Publish the pinned chart for Argo CD to render, if it is cached and deployable here; False otherwise."""
+        from gitops.upstream_charts import resolve
+
+        upstream = self._upstream_sources(app)
+        kind, _ = self._standin_kind(upstream)
+        if len(upstream) != 1 or kind not in DEPLOYABLE:
+            return False
+        source, name = upstream[0], app["metadata"]["name"]
+        chart = resolve(source)
+        if chart.problem:  # not fetched, or not the pinned chart: never a stand-in in its place unannounced
+            raise GitopsError(f"Application {name} ({path}): {chart.problem}")
+        if chart.chart_dir is None:
+            return False  # not obtainable here: the stand-in, which the notes name
+        base = f"{UPSTREAM_DIR}/{name}"
+        files, left_out = {}, []
+        for file in sorted(p for p in chart.chart_dir.rglob("*") if p.is_file()):
+            rel = file.relative_to(chart.chart_dir).as_posix()
+            text = file.read_text()
+            kinds = KIND_LINE.findall(text) if rel.startswith("templates/") else []
+            if any(k in WEBHOOK_KINDS for k in kinds):
+                if set(kinds) - set(WEBHOOK_KINDS):
+                    raise ValueError(f"{chart.label}/{rel}: admission webhooks and other kinds in one template")
+                left_out.append(rel)
+                continue
+            files[f"{base}/{rel}"] = text
+        spec = app["spec"]
+        spec.pop("sources", None)
+        spec["source"] = {"repoURL": self.local_url, "targetRevision": "main", "path": base}
+        if source.get("helm"):
+            spec["source"]["helm"] = source["helm"]
+        self._charts[name] = (kind, files)
+        without = f", without {', '.join(left_out)} (admission webhooks: no server answers here)" if left_out else ""
+        self.note(
+            f"Application {name} ({path}): {_describe(source)}",
+            f"{base}/: the pinned chart ({chart.label}), rendered by Argo CD with the Application's own helm "
+            f"settings{without}; its pods run under kwok; {DEPLOYABLE[kind]}",
+        )
+        return True
+
+    def claimed_crds(self) -> set[str]:
+        """The pinned CRDs an Application installs here, stand-in or real chart: the e2e must not install them."""
+        kinds = {s.kind for s in self._standins.values()} | {kind for kind, _ in self._charts.values()}
+        return {name for kind in kinds for name in self._crds(kind)}
 
     def _stand_in(self, path: str, app: dict) -> None:
         name = app["metadata"]["name"]

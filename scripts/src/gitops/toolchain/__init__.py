@@ -1,6 +1,7 @@
 """The pinned GitOps toolchain: where each tool lives in the cache, and how to find it.
 
-Pins are in ``versions.toml`` beside this file (the one place they are kept); ``build.py`` turns them into binaries.
+Pins are in ``versions.toml`` beside this file (the one place they are kept); ``build.py`` turns them into binaries,
+``charts.py`` fetches the upstream Helm charts the platform's Applications install.
 """
 
 from __future__ import annotations
@@ -74,6 +75,35 @@ class CrdSource:
     paths: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ChartSource:
+    """An upstream Helm chart as an Application names it (repoURL, chart, targetRevision), and where the same chart
+    is read from here: a directory of a Go module on the proxy. ``unavailable`` says why it cannot be, when not."""
+
+    name: str
+    repo_url: str
+    chart: str
+    chart_version: str
+    module: str
+    path: str
+    version: str = ""  # the module's version
+    release: str = "as-is"  # how the published chart is made from the module's files (charts.RELEASES)
+    digest: str = ""  # h1: hash of the chart tree as fetched (charts.tree_digest)
+    unavailable: str = ""
+
+    @property
+    def home(self) -> Path:
+        return cache_root() / "charts" / self.name / self.chart_version
+
+    @property
+    def chart_dir(self) -> Path:
+        return self.home / self.chart
+
+    @property
+    def provenance(self) -> str:
+        return f"{self.module}@{self.version}/{self.path}" if self.version else f"{self.module}/{self.path}"
+
+
 def cache_root() -> Path:
     """Outside the repo, keyed by tool and version, so fresh clones (CI) reuse earlier builds."""
     explicit = os.environ.get("GITOPS_TOOLCHAIN_CACHE")
@@ -101,6 +131,10 @@ def crd_sources() -> dict[str, CrdSource]:
         name: CrdSource(name=name, module=s["module"], version=s["version"], paths=tuple(s["paths"]))
         for name, s in pins().get("crds", {}).items()
     }
+
+
+def chart_sources() -> dict[str, ChartSource]:
+    return {name: ChartSource(name=name, **spec) for name, spec in pins().get("charts", {}).items()}
 
 
 def tool_path(name: str) -> Path:

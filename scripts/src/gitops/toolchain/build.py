@@ -273,3 +273,21 @@ def build(names: list[str] | None = None, force: bool = False) -> list[tuple[Too
     if built:  # the figure CI's time budget is checked against
         log(f"built {len(built)} tool(s) in {time.monotonic() - started:.0f}s: {', '.join(built)}")
     return results
+
+
+def build_all(names: list[str] | None = None, force: bool = False) -> tuple[list[tuple[Tool, str]], list]:
+    """`make tools`: the tools, then the upstream charts (``names`` may mix both); what each one is."""
+    from gitops.toolchain import chart_sources, charts
+
+    pinned, known = tools(), chart_sources()
+    unknown = [n for n in names or [] if n not in pinned and n not in known]
+    if unknown:
+        raise BuildFailed(
+            f"unknown tool(s) or chart(s) {', '.join(unknown)}; pinned: {', '.join(sorted([*pinned, *known]))}"
+        )
+    tool_names = [n for n in names if n in pinned] if names else None
+    chart_names = [n for n in names if n in known] if names else None
+    built = build(tool_names, force) if tool_names or not names else []
+    with exclusive():
+        fetched = charts.fetch_all(chart_names, force) if chart_names or not names else []
+    return built, fetched

@@ -176,15 +176,26 @@ def repo(seed_repo: Path, tmp_path: Path) -> GitRepo:
     return GitRepo(path)
 
 
-@pytest.fixture(scope="session")
-def helm() -> Path:
-    """Rendering needs the pinned helm; a missing tool fails with the command that builds it (never a skip)."""
+def pinned_tool(name: str) -> Path:
+    """A tool of the pinned toolchain; a missing one fails with the command that builds it (never a skip)."""
     from gitops.toolchain import ToolMissing, tool_path
 
     try:
-        return tool_path("helm")
+        return tool_path(name)
     except ToolMissing as e:
         pytest.fail(str(e))
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """Rendering needs the pinned helm."""
+    return pinned_tool("helm")
+
+
+@pytest.fixture(scope="session")
+def argocd() -> Path:
+    """The pinned Argo CD, whose `argocd admin` evaluates the health checks and notifications of clusters/."""
+    return pinned_tool("argocd")
 
 
 @pytest.fixture(scope="session")

@@ -646,8 +646,8 @@ def test_prod_apps_project_freezes_automated_syncs_out_of_hours():
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
 def test_root_brings_in_the_hosted_environments_and_the_platform(cluster):
-    docs = root(cluster)
-    envs = next(d for d in docs if d["kind"] == "ApplicationSet")
+    (envs,) = load_all(REPO / "clusters" / cluster / "environments.yaml")
+    assert envs["kind"] == "ApplicationSet"
     (gen,) = envs["spec"]["generators"]
     assert gen["git"]["files"] == [{"path": "environments/*/env.yaml"}]
     assert gen["selector"]["matchLabels"] == {"cluster": cluster}
@@ -655,6 +655,34 @@ def test_root_brings_in_the_hosted_environments_and_the_platform(cluster):
     apps = {a["metadata"]["name"]: a for a in applications(REPO / "clusters" / cluster / "root.yaml")}
     assert apps["platform"]["spec"]["source"]["path"] == "platform"
     assert apps["root"]["spec"]["source"]["path"] == f"clusters/{cluster}"
+    # root's waves wait for each child's sync (clusters/argocd-values.yaml), never for root's own.
+    assert apps["root"]["metadata"]["annotations"]["platform.azurelaboratory.com/applies-itself"] == "true"
+    assert not [
+        n
+        for n, a in apps.items()
+        if n != "root" and "platform.azurelaboratory.com/applies-itself" in (a["metadata"].get("annotations") or {})
+    ]
+
+
+def wave(doc: dict) -> int:
+    return int((doc["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_a_fresh_cluster_bootstraps_in_one_pass(cluster):
+    """`kubectl apply -f root.yaml` creates everything root.yaml holds at once; root applies the rest of the folder in
+    sync waves. The environments (whose apps need their namespace, the Gateway and the platform's CRDs and policies)
+    must come last, from root only, or every app fails its first syncs and backs off (`make e2e` counts them)."""
+    folder = REPO / "clusters" / cluster
+    (root_app,) = [a for a in applications(folder / "root.yaml") if a["metadata"]["name"] == "root"]
+    included = set(root_app["spec"]["source"]["directory"]["include"].strip("{}").split(","))
+    manifests = {p.name for p in folder.glob("*.yaml")} - {"cluster.yaml", "argocd-values.yaml"}
+    assert included == manifests, "root applies every manifest of its folder, and only those"
+    assert not [d for d in root(cluster) if d["kind"] == "ApplicationSet"], "kubectl apply would create it at once"
+    (envs,) = load_all(folder / "environments.yaml")
+    before = [d for f in sorted(manifests - {"environments.yaml"}) for d in load_all(folder / f)]
+    latest = max(wave(d) for d in before)
+    assert wave(envs) > latest, f"the environments ApplicationSet must come after every other wave of root ({latest})"
 
 
 def upstream_applications() -> list[tuple[str, dict]]:

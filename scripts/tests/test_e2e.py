@@ -47,7 +47,10 @@ def test_the_gitops_loop_runs_end_to_end_and_leaves_nothing_behind():
         for path in leftover:
             shutil.rmtree(path, ignore_errors=True)
     labels = [label for label, _ in timings.rows]
-    for step in ("bootstrap", "bump", "chart", "promote", "rollback", "project"):
+    for step in ("bootstrap", "bump", "chart", "promote", "rollback", "degraded", "notifications", "project"):
         assert any(label.startswith(step) for label in labels), f"step {step} did not run: {labels}"
+    counts = dict(timings.counts)
+    assert counts["failed sync attempts: bootstrap"] == 0, "a fresh cluster must converge in one pass"
+    assert counts["notifications: dev-healthy dispatches for the degraded release"] == 0
     assert not leftover, f"the run left {sorted(map(str, leftover))} behind"
     assert _our_children() <= children, "the run left processes behind"

@@ -90,6 +90,7 @@ class LocalControlPlane:
     data_dir: Path
     workloads: bool = False
     attached: bool = True  # children die with this process; False for `gitops cluster up`
+    unpullable_images: tuple[str, ...] = ()  # kwok keeps their pods in ImagePullBackOff (gitops.cluster.kwok)
     etcd_port: int = field(default_factory=free_port)
     apiserver_port: int = field(default_factory=free_port)
     kcm_port: int = field(default_factory=free_port)
@@ -226,7 +227,8 @@ class LocalControlPlane:
         from gitops.cluster import kwok
 
         return [
-            f"--config={kwok.write_config(self.data_dir / 'kwok.yaml')}",  # the Stages: a bare kwok has none
+            # The Stages: a bare kwok has none.
+            f"--config={kwok.write_config(self.data_dir / 'kwok.yaml', self.unpullable_images)}",
             f"--kubeconfig={self.kubeconfig}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",

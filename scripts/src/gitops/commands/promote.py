@@ -33,6 +33,13 @@ import click
     "default: HEAD. Empty means HEAD.",
 )
 @click.option(
+    "--github-event",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Take --app and --source-commit from the GitHub Actions event that started the workflow "
+    "($GITHUB_EVENT_PATH): Argo CD's repository_dispatch `<from>-healthy` (its app, at the revision it reported "
+    "healthy, refused unless that revision pins the image it reported) or a workflow_dispatch (inputs.app).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Build and validate the promotion, print it, commit nothing (only --pr-body and --diff-file are written).",
@@ -44,6 +51,7 @@ def promote(
     pr_body: Path | None,
     diff_file: Path | None,
     source_commit: str | None,
+    github_event: Path | None,
     dry_run: bool,
 ) -> None:
     """Promote releases (image, chart) from --from to --to; values are never promoted."""
@@ -52,5 +60,13 @@ def promote(
 
     root = gitutil.toplevel(Path.cwd())
     names = sorted({a.strip() for a in apps if a.strip()})
+    if github_event is not None:
+        from gitops import workflow_event
+
+        if names or source_commit:
+            raise click.UsageError("--github-event names the app and the source commit: give it alone")
+        request = workflow_event.read(github_event, source)
+        workflow_event.check_reported_image(root, source, request)
+        names, source_commit = request.apps, request.source_commit
     out = lib.promote(root, source, target, names, pr_body, dry_run, source_commit or None, diff_file=diff_file)
     click.echo(out, nl=False)

@@ -4,9 +4,11 @@ Everything lives in one temporary directory and every process is our child (with
 passed, failed, interrupted with Ctrl-C or terminated — leaves no process and no directory behind.
 
 Modules: ``gitrepo`` (GitHub stand-in, developer checkout, the repo Argo CD reads), ``substitutions`` (what the
-published config changes to run here), ``argocd`` (Argo CD as local processes), ``standins`` (what upstream
-controllers would do at run time), ``cluster`` (one cluster: control plane + Argo CD + stand-ins), ``expect``
-(`gitops render` as the expected state), ``checks`` (assertions), ``scenario`` (the steps).
+published config changes to run here), ``argocd`` (Argo CD as local processes), ``notifications`` (the notifications
+controller's configuration from the cluster's values), ``github`` (GitHub's REST API for the dispatch Argo CD sends),
+``workflow`` (the promote workflow's own step, run as GitHub Actions would), ``standins`` (what upstream controllers
+would do at run time), ``cluster`` (one cluster: control plane + Argo CD + stand-ins), ``expect`` (`gitops render` as
+the expected state), ``checks`` (assertions), ``syncs`` (failed sync attempts), ``scenario`` (the steps).
 """
 
 from __future__ import annotations

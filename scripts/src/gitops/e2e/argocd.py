@@ -4,9 +4,10 @@ One ``argocd`` binary serves every component, chosen by ``ARGOCD_BINARY_NAME``. 
 makes the in-cluster destination (``https://kubernetes.default.svc``) mean "the cluster in ``$KUBECONFIG``", so the
 controllers manage the local control plane as if they ran inside it.
 
-Started: redis, repo-server, application-controller, applicationset-controller. Not started: the API server and
-Dex (the loop reads and refreshes Applications through the Kubernetes API), notifications (it would call GitHub),
-the commit server (no source hydrator).
+Started: redis, repo-server, application-controller, applicationset-controller, and the notifications controller
+where the cluster's values enable notifications (``gitops.e2e.notifications``: its one service, GitHub's API, is the
+e2e's stand-in). Not started: the API server and Dex (the loop reads and refreshes Applications through the Kubernetes
+API), the commit server (no source hydrator).
 
 What a cluster's Argo CD is told comes from where the real install gets it: the CRDs and ConfigMaps/Secrets of the
 pinned module's ``manifests/``, the chart values in ``clusters/argocd-values.yaml`` + ``clusters/<cluster>/`` (their
@@ -26,6 +27,8 @@ from pathlib import Path
 
 from gitops.cluster import free_port
 from gitops.e2e.kube import Kube
+from gitops.e2e.notifications import CM as NOTIFICATIONS_CM
+from gitops.e2e.notifications import Notifications
 from gitops.e2e.procs import Processes, base_env, http_ok, tcp_open
 from gitops.errors import GitopsError
 from gitops.toolchain import bin_dirs, tool_path, tools
@@ -48,6 +51,7 @@ COMPONENTS = {  # ARGOCD_BINARY_NAME -> the upstream workload whose container en
     "argocd-repo-server": ("Deployment", "argocd-repo-server"),
     "argocd-application-controller": ("StatefulSet", "argocd-application-controller"),
     "argocd-applicationset-controller": ("Deployment", "argocd-applicationset-controller"),
+    "argocd-notifications": ("Deployment", "argocd-notifications-controller"),
 }
 
 
@@ -126,12 +130,18 @@ class LocalArgoCD:
     state: Path
     kubeconfig: Path
     settings: Settings
+    notifications: Notifications | None = None
     ports: dict[str, int] = field(default_factory=dict)
     procs: Processes = field(init=False)
     _workloads: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.procs = Processes(self.state / "logs")
+
+    @property
+    def notifying(self) -> bool:
+        """Whether the chart would run the notifications controller on this cluster (``notifications.enabled``)."""
+        return self.notifications is not None and self.notifications.enabled
 
     # -- install ---------------------------------------------------------------------------------------------------
 
@@ -140,12 +150,17 @@ class LocalArgoCD:
         kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         kube.apply_crds(crd_docs(manifests))
         merge = {"argocd-cm": self.settings.cm, "argocd-cmd-params-cm": self.settings.params}
+        notifications = self.notifications if self.notifying else None
+        if notifications:
+            merge[NOTIFICATIONS_CM] = notifications.cm
         for upstream in install_yaml(manifests):
             if upstream["kind"] in ("ConfigMap", "Secret"):
                 doc = {**upstream, "metadata": {**upstream["metadata"], "namespace": NAMESPACE}}
                 if doc["metadata"]["name"] in merge:
                     doc["data"] = {**(doc.get("data") or {}), **merge[doc["metadata"]["name"]]}
                 kube.apply(doc)
+        if notifications:
+            kube.apply(notifications.secret_manifest(NAMESPACE))  # created out of band in a real cluster
         # The image puts these scripts on PATH (its Dockerfile: COPY hack/... /usr/local/bin/). The repo-server runs
         # git-verify-wrapper.sh on every manifest generation, GPG or not, and reports its absence as
         # "permission denied".
@@ -179,6 +194,7 @@ class LocalArgoCD:
             "appset-metrics",
             "appset-probe",
             "appset-webhook",
+            "notifications-metrics",
         ):
             self.ports[port] = free_port()
         for d in ("tmp", "home", "helm", "tls", "ssh", "gpg/keys", "gpg/source", "plugins", "redis"):
@@ -190,6 +206,8 @@ class LocalArgoCD:
         self._spawn_repo_server(binary)
         self._spawn_controller(binary)
         self._spawn_appset_controller(binary)
+        if self.notifying:
+            self._spawn_notifications_controller(binary)
 
     def wait_ready(self) -> None:
         """Return once every component answers its health check; fail at once, with its log, if one exits."""
@@ -199,6 +217,12 @@ class LocalArgoCD:
             # No health checks are registered on its probe address (upstream runs it without probes): its metrics
             # endpoint answers once the manager has started.
             ("argocd-applicationset-controller", f"http://127.0.0.1:{self.ports['appset-metrics']}/metrics"),
+            # Nor on the notifications controller: it serves only metrics (on every address, as upstream).
+            *(
+                [("argocd-notifications", f"http://127.0.0.1:{self.ports['notifications-metrics']}/metrics")]
+                if self.notifying
+                else []
+            ),
         ):
             self.procs.wait_until(f"{what} ({self.name})", lambda url=url: http_ok(url), START_TIMEOUT, self._log(what))
 
@@ -300,6 +324,20 @@ class LocalArgoCD:
         ]  # fmt: skip
         env = self._env("argocd-applicationset-controller")
         self.procs.spawn("argocd-applicationset-controller", argv, env, cwd=self.state)
+
+    def _spawn_notifications_controller(self, binary: str) -> None:
+        assert self.notifications is not None
+        p = self.ports
+        argv = [
+            binary,
+            "--namespace", NAMESPACE,
+            "--argocd-repo-server", f"127.0.0.1:{p['repo-server']}",
+            "--argocd-repo-server-plaintext",
+            "--metrics-port", str(p["notifications-metrics"]),
+            "--secret-name", self.notifications.secret_name,
+        ]  # fmt: skip
+        env = self._env("argocd-notifications")
+        self.procs.spawn("argocd-notifications", argv, env, cwd=self.state)
 
     def log_tails(self, lines: int = 15) -> str:
         return "\n".join(f"--- {c.name} ({c.log}) ---\n{c.tail(lines)}" for c in self.procs.children)

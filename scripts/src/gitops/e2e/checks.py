@@ -6,6 +6,7 @@ still wrong: which Application, which status, its conditions and last events.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from gitops.e2e.argocd import NAMESPACE
@@ -39,6 +40,34 @@ def app_problem(app: dict, published: str) -> str | None:
     if sync == "Synced" and health == "Healthy" and have == want and phase not in ("Running", "Terminating"):
         return None
     return f"Application {app['metadata']['name']}: " + describe_app(app, want)
+
+
+def degraded(app: dict, published: str) -> str | None:
+    """What Argo CD says is Degraded when ``app`` is Synced at the commits it should run and Degraded (None: not)."""
+    st = app.get("status") or {}
+    sync, health = (st.get("sync") or {}).get("status"), (st.get("health") or {}).get("status")
+    phase = (st.get("operationState") or {}).get("phase")
+    if not app or sync != "Synced" or health != "Degraded" or phase in ("Running", "Terminating"):
+        return None
+    if live_revisions(app) != expected_revisions(app, published):
+        return None
+    reasons = [
+        f"{r.get('kind')} {r.get('name')}: {(r.get('health') or {}).get('message', '').strip()}"
+        for r in st.get("resources") or []
+        if (r.get("health") or {}).get("status") == "Degraded"
+    ]
+    return "; ".join(reasons) or "Degraded"
+
+
+def healthy_since(app: dict) -> float:
+    """When ``app`` last became Synced, Healthy and done syncing (epoch seconds, to the second Argo CD records): the
+    later of its health's last transition and its operation's end."""
+    st = app.get("status") or {}
+    stamps = [(st.get("health") or {}).get("lastTransitionTime"), (st.get("operationState") or {}).get("finishedAt")]
+    times = [dt.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in stamps if t]
+    if not times:
+        raise ValueError(f"Application {app.get('metadata', {}).get('name')} records no health transition or sync end")
+    return max(times)
 
 
 def describe_app(app: dict, want: list[str] | None = None) -> str:

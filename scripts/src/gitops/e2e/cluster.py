@@ -18,7 +18,9 @@ from gitops.cluster import LocalControlPlane
 from gitops.cluster.nodes import create_fake_nodes
 from gitops.e2e.argocd import NAMESPACE, LocalArgoCD, Settings
 from gitops.e2e.kube import Kube, wait_for
+from gitops.e2e.notifications import Notifications
 from gitops.e2e.standins import MetricsAPI, StatusController
+from gitops.e2e.syncs import SyncAttempts
 
 APP = "argoproj.io/v1alpha1"
 
@@ -28,15 +30,22 @@ class LocalCluster:
     name: str
     state: Path
     settings: Settings
+    notifications: Notifications | None = None
+    unpullable_images: tuple[str, ...] = ()  # images its registry lacks: their pods never become ready
     cp: LocalControlPlane = field(init=False)
     argocd: LocalArgoCD = field(init=False)
     kube: Kube = field(init=False)
     status: StatusController | None = None
     metrics: MetricsAPI | None = None
+    syncs: SyncAttempts = field(default_factory=SyncAttempts)  # every sync operation seen, for its failed attempts
 
     def __post_init__(self) -> None:
-        self.cp = LocalControlPlane(self.state / "control-plane", workloads=True)
-        self.argocd = LocalArgoCD(self.name, self.state / "argocd", self.cp.kubeconfig, self.settings)
+        self.cp = LocalControlPlane(
+            self.state / "control-plane", workloads=True, unpullable_images=self.unpullable_images
+        )
+        self.argocd = LocalArgoCD(
+            self.name, self.state / "argocd", self.cp.kubeconfig, self.settings, self.notifications
+        )
 
     # -- lifecycle (processes are spawned from the main thread: PR_SET_PDEATHSIG follows the spawning thread) ---------
 
@@ -99,7 +108,9 @@ class LocalCluster:
         return applied
 
     def applications(self) -> dict[str, dict]:
-        return {a["metadata"]["name"]: a for a in self.kube.list(APP, "Application", NAMESPACE)}
+        apps = {a["metadata"]["name"]: a for a in self.kube.list(APP, "Application", NAMESPACE)}
+        self.syncs.observe(apps)
+        return apps
 
     def application(self, name: str) -> dict | None:
         return self.kube.get(APP, "Application", name, NAMESPACE)

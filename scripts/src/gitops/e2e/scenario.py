@@ -15,7 +15,14 @@ Steps (each commit is pushed to the local GitHub, published for Argo CD, and wai
                its raised minReplicas; then a second bump and a second promotion.
 6. rollback    `gitops rollback`: the next environment returns to the release of the earlier promotion, then to its
                first recorded release; its overlay (the raised minReplicas) stays as it is on main.
-7. project     an Application of project `apps` aimed at kube-system is refused by the AppProject.
+7. gate        the promotion gate, with Argo CD's notifications controller and a GitHub API stand-in: an image that
+               never gets ready makes the first environment Degraded and sends no `dev-healthy`; the next image
+               sends exactly one, naming the app and the synced revision, and the promote workflow's own command,
+               given that dispatch, promotes exactly that release to the next environment.
+8. project     an Application of project `apps` aimed at kube-system is refused by the AppProject.
+
+Every sync operation Argo CD runs is watched: the failed attempts of the bootstrap and of the later steps are counted
+(`gitops.e2e.syncs`), and a bootstrap must need none.
 """
 
 from __future__ import annotations
@@ -33,12 +40,14 @@ from pathlib import Path
 
 import yaml
 
-from gitops.e2e import checks
+from gitops.e2e import checks, workflow
 from gitops.e2e.argocd import NAMESPACE, Settings, module_manifests, version
 from gitops.e2e.cluster import APP, LocalCluster
 from gitops.e2e.expect import Rendered, render
-from gitops.e2e.gitrepo import LocalGit
+from gitops.e2e.github import Dispatch, GitHubAPI, full_name
+from gitops.e2e.gitrepo import LocalGit, run_git
 from gitops.e2e.kube import wait_for
+from gitops.e2e.notifications import Notifications
 from gitops.e2e.substitutions import Substitutions
 from gitops.errors import GitopsError
 from gitops.yamlio import load_fast
@@ -57,14 +66,22 @@ class ScenarioError(GitopsError):
 @dataclass
 class Timings:
     rows: list[tuple[str, float]] = field(default_factory=list)
+    counts: list[tuple[str, int]] = field(default_factory=list)
 
     def add(self, label: str, seconds: float) -> float:
         self.rows.append((label, seconds))
         return seconds
 
+    def count(self, label: str, n: int) -> int:
+        self.counts.append((label, n))
+        return n
+
     def table(self) -> str:
-        width = max(len(label) for label, _ in self.rows)
-        return "\n".join(f"  {label:<{width}}  {seconds:6.1f}s" for label, seconds in self.rows)
+        width = max(len(label) for label, _ in [*self.rows, *self.counts])
+        return "\n".join(
+            [f"  {label:<{width}}  {seconds:6.1f}s" for label, seconds in self.rows]
+            + [f"  {label:<{width}}  {n:6d}" for label, n in self.counts]
+        )
 
 
 @dataclass
@@ -112,6 +129,10 @@ class Scenario:
         self.renders = 0
         self.bumps = 0
         self.base_tag = ""
+        self.github: GitHubAPI | None = None
+        self.unpullable: dict[str, str] = {}  # the image the gate step releases and no registry has
+        self.failed_syncs_counted = 0
+        self.dispatched_commit = ""
 
     # -- the run ---------------------------------------------------------------------------------------------------
 
@@ -122,6 +143,7 @@ class Scenario:
         self.subs = Substitutions(self.git.url)
         self.published = self.git.publish(self.subs, "e2e: publish for Argo CD")
         first, second = self.layout.order[0], self.layout.order[1]
+        self._prepare_gate(first, self.layout.app)
         hosted = "; ".join(f"{c}: {' '.join(e)}" for c, e in self.layout.clusters.items())
         self.say(
             f"gitops e2e: Argo CD {version()} as local processes; {len(self.layout.clusters)} clusters ({hosted}); "
@@ -133,6 +155,7 @@ class Scenario:
 
         self._start_clusters()
         self._bootstrap()
+        self._failed_syncs("bootstrap", required_zero=True)
 
         app = self.layout.app
         bump = partial(self._bump, first, app)
@@ -171,7 +194,9 @@ class Scenario:
             {second},
             lambda: (self._runs(second, initial, "the release it ran before its first promotion"), keeps()),
         )
+        self._gate(first, second, app)
         self._project_restriction(first, app)
+        self._failed_syncs("the steps after the bootstrap")
         self.timings.add("total", time.monotonic() - start)
         return self.timings
 
@@ -183,6 +208,8 @@ class Scenario:
                 cluster.stop()
             except Exception as e:  # keep stopping the others
                 errors.append(e)
+        if self.github is not None:
+            self.github.stop()
         if errors:
             raise errors[0]
 
@@ -198,7 +225,9 @@ class Scenario:
     def _start_clusters(self) -> None:
         t0 = time.monotonic()
         for name in self.layout.clusters:
-            self.clusters[name] = LocalCluster(name, self.state / name, self._settings(name))
+            self.clusters[name] = LocalCluster(
+                name, self.state / name, self._settings(name), self._notifications(name), self._unpullable_refs()
+            )
         for name, cluster in self.clusters.items():
             t = time.monotonic()
             cluster.start_control_plane()
@@ -218,11 +247,20 @@ class Scenario:
         for cluster in self.clusters.values():
             cluster.argocd.wait_ready()
         overrides = next(iter(self.clusters.values())).settings.overrides
+        notifying = [name for name, c in self.clusters.items() if c.argocd.notifying]
         self.say(
             f"[{time.monotonic() - t0:5.1f}s] Argo CD ready on every cluster: redis, repo-server, "
             f"application-controller, applicationset-controller"
+            + (f"; notifications-controller on {', '.join(notifying)}" if notifying else "")
         )
         self.say("  settings from clusters/argocd-values.yaml, except: " + "; ".join(overrides))
+        for name, cluster in self.clusters.items():
+            n = cluster.notifications
+            if n is not None and n.enabled:
+                self.say(
+                    f"  {name}: notifications controller with argocd-notifications-cm ({', '.join(sorted(n.cm))}) "
+                    f"from the `notifications` values, except: " + "; ".join(n.overrides)
+                )
         if extra:
             self.say(
                 f"  CRDs installed directly (pinned, rendered against by `gitops render`, no Application installs "
@@ -487,3 +525,207 @@ class Scenario:
         have = self._images(env)
         if sorted(map(tuple, have.values())) != sorted(map(tuple, want.values())):
             raise ScenarioError(f"expected {what}: {want}, found {have}")
+
+    # -- the promotion gate: Argo CD notifications → GitHub → the promote workflow ------------------------------------
+
+    def _prepare_gate(self, env: str, app: str) -> None:
+        """The GitHub API stand-in (the notifications controllers are configured with its address) and the image
+        that no registry has, so the clusters' kwok keeps its pods from ever getting ready."""
+        release = yaml.safe_load((self.git.work / "environments" / env / app / "release.yaml").read_text())
+        tag = f"{release['image']['tag']}-e2e.unpullable"
+        self.unpullable = {
+            "repository": str(release["image"]["repository"]),
+            "tag": tag,
+            "digest": "sha256:" + hashlib.sha256(f"{app}:{tag}".encode()).hexdigest(),
+        }
+        self.github = GitHubAPI(full_name(self.git.url))
+        self.github.start()
+
+    def _unpullable_refs(self) -> tuple[str, ...]:
+        image = self.unpullable
+        return (f"{image['repository']}@{image['digest']}", f"{image['repository']}:{image['tag']}")
+
+    def _notifications(self, cluster: str) -> Notifications:
+        assert self.github is not None
+        files = [
+            self.git.work / "clusters/argocd-values.yaml",
+            self.git.work / "clusters" / cluster / "argocd-values.yaml",
+        ]
+        values = [yaml.safe_load(f.read_text()) for f in files if f.exists()]
+        n = Notifications.from_values(values, self.github.url, f"clusters/{cluster}/argocd-values.yaml")
+        if n.github_authorization:
+            self.github.authorizations.add(n.github_authorization)
+        return n
+
+    def _gate(self, first: str, second: str, app: str) -> None:
+        """What decides whether a release reaches the next environment, with the real notifications controller: a
+        release that never gets healthy sends nothing; one that does sends exactly one dispatch, and the promote
+        workflow's own command, given that dispatch, promotes exactly it."""
+        self._degraded_release(first, app)
+        self._step(
+            f"bump: a {app} image that runs, into {first} after the degraded one",
+            partial(self._bump, first, app),
+            {first},
+        )
+        dispatch = self._dispatch_for(first, app)
+        self._step(
+            "promote: the promote workflow's command with that dispatch, merged",
+            partial(self._promote_workflow, dispatch),
+            {second},
+            partial(self._runs_dispatched_release, second, dispatch),
+        )
+        self._dispatched_once_per_healthy_image(first, app)
+
+    def _app_in(self, env: str, app: str) -> str:
+        """The name of the Application that runs ``app`` in ``env``, as rendered."""
+        for name, spec in self.expected[env].applications.items():
+            if (spec["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == app:
+                return name
+        raise ScenarioError(f"`gitops render {env}` has no Application labelled app.kubernetes.io/name={app}")
+
+    def _degraded_release(self, env: str, app: str) -> None:
+        image = self.unpullable
+        pushed = time.monotonic()
+        self._gitops(
+            "bump", "--env", env, "--app", app,
+            "--image", f"{image['repository']}:{image['tag']}", "--digest", image["digest"],
+        )  # fmt: skip
+        sha = self.git.push()
+        self.published = self.git.publish(self.subs, f"e2e: publish {sha[:12]}")
+        for cluster in self.clusters.values():
+            cluster.refresh()
+        self.expected = {e: self._render(e) for e in self.layout.order}
+        cluster, name = self.clusters[self.layout.env_cluster[env]], self._app_in(env, app)
+        message, _ = wait_for(
+            f"Application {name} to be Synced at {self.published[:12]} and Degraded",
+            lambda: checks.degraded(cluster.application(name) or {}, self.published),
+            self.timeout,
+            lambda: checks.describe_app(cluster.application(name) or {}) + checks.events(cluster, name),
+            interval=POLL,
+            alive=self._check_alive,
+        )
+        took = self.timings.add("degraded: commit → Synced/Degraded", time.monotonic() - pushed)
+        self.say(
+            f"[{took:5.1f}s] degraded: `gitops bump` {image['tag']} (no registry has it) into {env}: {name} Synced and "
+            f"Degraded at {sha[:12]}: {message}"
+        )
+
+    def _dispatch_for(self, env: str, app: str) -> Dispatch:
+        """The one dispatch for what ``env`` runs now; the time from the Application turning Healthy to its arrival."""
+        assert self.github is not None
+        github = self.github
+        cluster, name = self.clusters[self.layout.env_cluster[env]], self._app_in(env, app)
+        release = yaml.safe_load((self.git.work / "environments" / env / app / "release.yaml").read_text())
+        image = {k: str(release["image"][k] or "") for k in ("repository", "tag", "digest")}
+        event_type = f"{env}-healthy"
+
+        def arrived() -> Dispatch | None:
+            return next((d for d in github.dispatches(event_type) if d.client_payload.get("image") == image), None)
+
+        def describe() -> str:
+            refused = [f"  refused: {r.method} {r.path} → {r.status} {r.message}" for r in github.refusals()]
+            return "\n".join([*refused, cluster.argocd.log_tails(10)])
+
+        dispatch, _ = wait_for(
+            f"a `{event_type}` dispatch for {name} with image {image}", arrived, self.timeout, describe,
+            interval=0.5, alive=self._check_alive,
+        )  # fmt: skip
+        application = cluster.application(name) or {}
+        payload = dispatch.client_payload
+        want = {"app": app, "application": name, "environment": env, "image": image}
+        wrong = {k: payload.get(k) for k, v in want.items() if payload.get(k) != v}
+        revisions = payload.get("revisions") or []
+        if wrong or not revisions or set(revisions) != {self.published}:
+            raise ScenarioError(
+                f"the `{event_type}` dispatch does not name what {name} runs: expected {want} at revision "
+                f"{self.published[:12]}, got {payload}"
+            )
+        after = self.timings.add(
+            "notifications: Healthy → dev-healthy received", dispatch.received - checks.healthy_since(application)
+        )
+        self.say(
+            f"[{after:5.1f}s] notifications: `{event_type}` dispatch received (POST /repos/{dispatch.repository}/"
+            f"dispatches) {after:.1f}s after {name} turned Healthy: app {app}, image {image['tag']}, revision "
+            f"{self.published[:12]}"
+        )
+        return dispatch
+
+    def _promote_workflow(self, dispatch: Dispatch) -> None:
+        """The promote workflow's step, as GitHub Actions runs it for this dispatch. Argo CD synced the published
+        commit; GitHub would have named the commit it was published from (substitution 1), so that one is sent."""
+        github_of = {served: source for source, served in self.git.history}
+        payload = dict(dispatch.client_payload)
+        unknown = [r for r in payload["revisions"] if r not in github_of]
+        if unknown:
+            raise ScenarioError(f"the dispatch names revisions {unknown} that were never published")
+        payload["revisions"] = [github_of[r] for r in payload["revisions"]]
+        step = workflow.promote_step(self.git.work)
+        self.say(
+            f"    {step.describe()}, for repository_dispatch {dispatch.event_type} (revision "
+            f"{dispatch.client_payload['revisions'][0][:12]} as published = {payload['revisions'][0][:12]} on GitHub)"
+        )
+        event = workflow.dispatch_event(dispatch.event_type, payload)
+        proc = workflow.run(step, self.git.work, event, self.state / "runner")
+        if proc.returncode != 0:
+            raise ScenarioError(f"{step.describe()} failed:\n{(proc.stderr or proc.stdout).strip()}")
+        for line in proc.stdout.strip().splitlines()[:6]:
+            self.say(f"    {line}")
+        self.dispatched_commit = payload["revisions"][0]
+
+    def _runs_dispatched_release(self, env: str, dispatch: Dispatch) -> None:
+        image = dispatch.client_payload["image"]
+        ref = f"{image['repository']}@{image['digest']}" if image["digest"] else f"{image['repository']}:{image['tag']}"
+        running = sorted({i for images in self._images(env).values() for i in images})
+        if running != [ref]:
+            raise ScenarioError(f"{env} runs {running}, expected exactly the dispatched image {ref}")
+        trailer = run_git(self.git.work, "log", "-1", "--format=%(trailers:key=Source-Commit,valueonly)").strip()
+        if trailer != self.dispatched_commit:
+            raise ScenarioError(
+                f"the promotion's Source-Commit is {trailer!r}, expected the dispatched {self.dispatched_commit}"
+            )
+
+    def _dispatched_once_per_healthy_image(self, env: str, app: str) -> None:
+        """Over the whole run: one dispatch per image ``env`` ran healthy (never again for a later commit with the
+        same image), none for the degraded one, and nothing GitHub would have refused."""
+        assert self.github is not None
+        ran: list[dict] = []
+        for source, _ in self.git.history:
+            text = run_git(self.git.github, "show", f"{source}:environments/{env}/{app}/release.yaml")
+            image = {k: str(v or "") for k, v in (yaml.safe_load(text)["image"]).items()}
+            if image not in ran:
+                ran.append(image)
+        sent = [d.client_payload.get("image") for d in self.github.dispatches(f"{env}-healthy")]
+        problems = [
+            f"{i['tag']}: {sent.count(i)} dispatches, expected 1"
+            for i in ran
+            if i != self.unpullable and sent.count(i) != 1
+        ]
+        problems += [
+            f"{i['tag'] if isinstance(i, dict) else i}: sent, but {env} never ran it" for i in sent if i not in ran
+        ]
+        if sent.count(self.unpullable):
+            problems.append(
+                f"{self.unpullable['tag']}: {sent.count(self.unpullable)} dispatches for a Degraded release"
+            )
+        refused = [f"{r.method} {r.path} → {r.status} {r.message}" for r in self.github.refusals()]
+        if problems or refused:
+            raise ScenarioError("the promotion gate: " + "; ".join(problems + refused))
+        self.timings.count(f"notifications: {env}-healthy dispatches (one per image {env} ran healthy)", len(sent))
+        self.timings.count(f"notifications: {env}-healthy dispatches for the degraded release", 0)
+        self.say(
+            f"  gate: {len(sent)} `{env}-healthy` dispatches, one for each image {env} ran healthy "
+            f"({', '.join(i['tag'] for i in ran if i != self.unpullable)}); none for {self.unpullable['tag']}"
+        )
+
+    def _failed_syncs(self, what: str, required_zero: bool = False) -> None:
+        """Count the failed sync attempts since the last count; the bootstrap must have none."""
+        total = sum(c.syncs.failed() for c in self.clusters.values())
+        n, self.failed_syncs_counted = total - self.failed_syncs_counted, total
+        self.timings.count(f"failed sync attempts: {what}", n)
+        if n:
+            failures = [f"{name}/{f}" for name, c in self.clusters.items() for f in c.syncs.failures()]
+            self.say(f"  {what}: {n} failed sync attempt(s); every failed operation so far:")
+            for line in failures:
+                self.say(f"    - {line}")
+            if required_zero:
+                raise ScenarioError(f"{what}: {n} failed sync attempt(s); a fresh cluster must converge in one pass")

@@ -29,7 +29,9 @@ from gitops.git import Snapshot
 from gitops.yamlio import load_fast, load_manifests
 
 UPSTREAM_URL = "https://github.com/azurelaboratory/gitops-monorepo.git"
-URL_RE = re.compile(re.escape(UPSTREAM_URL.removesuffix(".git")) + r"(\.git)?(?![\w.-])")
+# The repository itself, not a page of it: a link such as `.../gitops-monorepo/blob/main/docs/runbook.md` (a chart's
+# runbookUrl, which its schema requires to be https) stays as it is.
+URL_RE = re.compile(re.escape(UPSTREAM_URL.removesuffix(".git")) + r"(\.git)?(?![\w./-])")
 CONFIG_DIRS = ("clusters/", "environments/", "platform/")
 STANDIN_DIR = "e2e-standins"
 UPSTREAM_DIR = "e2e-upstream"

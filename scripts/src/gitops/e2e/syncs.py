@@ -1,0 +1,55 @@
+"""Failed sync attempts, counted from what Argo CD records in each Application's ``status.operationState``.
+
+A sync operation that fails and has a retry policy stays the same operation (same ``startedAt``): Argo CD sets it back
+to Running, increments ``retryCount`` and tries again after the back-off; one without retries left ends Failed or
+Error. So an operation made ``retryCount`` failed attempts, plus one if it ended failed. Argo CD keeps the last
+operation until the next one starts, and the next automated one starts only for a new revision, so observing every
+Application on each poll of the scenario sees every operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FAILED = ("Failed", "Error")
+
+
+@dataclass
+class Operation:
+    app: str
+    started: str
+    retries: int = 0
+    phase: str = ""
+    message: str = ""
+
+    @property
+    def failed_attempts(self) -> int:
+        return self.retries + (1 if self.phase in FAILED else 0)
+
+
+@dataclass
+class SyncAttempts:
+    operations: dict[tuple[str, str], Operation] = field(default_factory=dict)
+
+    def observe(self, apps: dict[str, dict]) -> None:
+        for name, app in apps.items():
+            op = (app.get("status") or {}).get("operationState") or {}
+            started = op.get("startedAt")
+            if not started:
+                continue
+            seen = self.operations.setdefault((name, started), Operation(name, started))
+            seen.retries = max(seen.retries, int(op.get("retryCount") or 0))
+            seen.phase = op.get("phase") or seen.phase
+            if seen.phase in FAILED or op.get("retryCount"):
+                seen.message = (op.get("message") or "").strip()
+
+    def failed(self) -> int:
+        return sum(op.failed_attempts for op in self.operations.values())
+
+    def failures(self) -> list[str]:
+        """One line per operation that failed at least once: the Application, how often, Argo CD's last message."""
+        return [
+            f"{op.app} (operation of {op.started}): {op.failed_attempts} failed attempt(s): {op.message[:300]}"
+            for op in sorted(self.operations.values(), key=lambda o: o.started)
+            if op.failed_attempts
+        ]

@@ -379,3 +379,18 @@ def test_a_promotion_from_a_stale_local_main_says_which_commits_differ(repo):
         f"warning: promoting HEAD ({head[:12]}), but the local branch main is at {repo.git('rev-parse', 'main')[:12]}"
         in out
     )
+
+
+def test_a_chart_that_stops_rendering_an_object_says_prod_needs_a_sync_with_prune(repo):
+    """Prod never prunes by itself: the PR says which live objects will wait for a sync with prune."""
+    repo.git("rm", "--quiet", f"apps/{APP}/chart/templates/pdb.yaml")
+    repo.commit_all("chart: no disruption budget")
+    body = repo.path.parent / "body.md"
+
+    repo.ok("promote", "--from", "dev", "--to", "prod", "--pr-body", str(body))
+
+    text = body.read_text()
+    assert "**Needs a sync with prune:**" in text
+    assert "- `PodDisruptionBudget apps-prod/pod-details (pod-details-prod)`" in text
+    out = repo.ok("rollback", "--env", "prod", "--app", APP, "--steps", "1")
+    assert "Needs a sync with prune" not in out, "the rollback brings the budget back: nothing to prune"

@@ -212,11 +212,12 @@ class Body:
 
 
 def pr_body(
-    root: Path, p: Plan, sha: str, diff: str, review: str, *, dry_run: bool = False, diff_file: str = ""
+    root: Path, p: Plan, sha: str, diff: rendered.TreeDiff, *, dry_run: bool = False, diff_file: str = ""
 ) -> Body:
     """The promotion PR's description: per app the image and chart it moves, the app commits and the chart's own
-    diff, then the rendered diff of the target (``review``: without comment and chart-version label noise), cut to
-    GitHub's limit. ``diff`` is the complete rendered diff."""
+    diff, what prod will need pruned, then the rendered diff of the target (without comment and chart-version label
+    noise), cut to GitHub's limit. ``diff.whole`` is the complete rendered diff."""
+    review = diff.review
     commit = "a dry run: nothing committed" if dry_run else f"commit {_code(sha[:12])}"
     head = [
         f"## Promote {p.source} → {p.target}",
@@ -264,15 +265,16 @@ def pr_body(
         )
     if p.unchanged:
         head += [f"Already current in `{p.target}`: {', '.join(p.unchanged)}.", ""]
+    head += rendered.pruning_note(root, p.target, diff.removed)
     rerun = f"gitops diff {p.base[:12]} {sha[:12]} --env {p.target}" if not dry_run else f"gitops render {p.target}"
-    left_out = diffnoise.changed_lines(diff) - diffnoise.changed_lines(review)
+    left_out = diffnoise.changed_lines(diff.whole) - diffnoise.changed_lines(review)
     about = [_size(review)]
     if left_out:
         about.append(f"{left_out} changed comment and chart-version label line(s) left out")
     if diff_file:
         about.append(f"the complete diff is `{diff_file}`")
     sections.append((f"### Rendered diff of `{p.target}` ({'; '.join(about)})", review, rerun))
-    return Body(rendered.fit_sections("\n".join(head), sections), diff)
+    return Body(rendered.fit_sections("\n".join(head), sections), diff.whole)
 
 
 def _size(diff: str) -> str:
@@ -309,9 +311,9 @@ def promote(
 
     def prepare(tree: Path, base: str, sha: str) -> None:
         if body_file is not None or diff_file is not None:
-            diff, review = rendered.tree_diff(tree, target, base, diffnoise.clean)
+            diff = rendered.tree_diff(tree, target, base, diffnoise.clean)
             name = diff_file.name if diff_file is not None else ""
-            bodies["pr"] = pr_body(tree, p, sha, diff, review, dry_run=dry_run, diff_file=name)
+            bodies["pr"] = pr_body(tree, p, sha, diff, dry_run=dry_run, diff_file=name)
 
     c = the_change(root, p)
     sha = change.apply(root, c, p.base, prepare, land=not dry_run)

@@ -13,7 +13,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from gitops import gitutil
 from gitops.errors import GitopsError
@@ -106,14 +109,74 @@ def render_diff(root: Path, env: str, base: str, head: str) -> list[tuple[str, s
         return diff_files(before, after)
 
 
-def tree_diff(tree: Path, env: str, base: str, clean: Callable[[str], str] | None = None) -> tuple[str, str]:
-    """The rendered-manifest diff of ``env`` from ``base`` to the files of the checkout ``tree`` as they are: whole,
-    and of the renders as ``clean`` returns them (the same text twice without ``clean``)."""
+@dataclass
+class TreeDiff:
+    whole: str  # the rendered-manifest diff
+    review: str  # the same, of the renders as ``clean`` returned them
+    removed: list[str]  # objects Argo CD applied before and no longer renders: `Kind namespace/name (Application)`
+
+
+def tree_diff(tree: Path, env: str, base: str, clean: Callable[[str], str] | None = None) -> TreeDiff:
+    """What the files of the checkout ``tree`` change in ``env``'s render, from ``base``."""
     with tempfile.TemporaryDirectory(prefix=f"gitops-diff-{env}-") as tmp:
         before = render(tree, env, base, Path(tmp) / "before")
         after = render_tree(tree, env, Path(tmp) / "after")
         whole = diff_dirs(before, after)
-        return whole, (diff_dirs(before, after, clean) if clean else whole)
+        gone = sorted(applied_objects(before).keys() - applied_objects(after).keys())
+        return TreeDiff(whole, diff_dirs(before, after, clean) if clean else whole, gone)
+
+
+def applied_objects(render_dir: Path) -> dict[str, str]:
+    """`Kind namespace/name (Application)` of every object a render directory holds that Argo CD applies (Helm
+    hooks it has no phase for, such as `helm test` pods, are left out: it never applies them). An object without a
+    namespace is in its Application's destination namespace: an app's project allows namespaced kinds only."""
+    from gitops.render import Document
+
+    destinations = {}
+    if (render_dir / "applications.yaml").is_file():
+        for app in yaml.safe_load_all((render_dir / "applications.yaml").read_text()):
+            if isinstance(app, dict):
+                spec = app.get("spec") or {}
+                destinations[app["metadata"]["name"]] = (spec.get("destination") or {}).get("namespace") or ""
+    out = {}
+    for path in sorted(render_dir.glob("*.yaml")):
+        if path.name == "applications.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not isinstance(doc, dict) or not doc.get("kind"):
+                continue
+            d = Document("", doc, "")
+            if d.never_applied:
+                continue
+            namespace = d.namespace or destinations.get(path.stem, "")
+            where = f"{namespace}/{d.name}" if namespace else d.name
+            out[f"{d.kind} {where} ({path.stem})"] = path.stem
+    return out
+
+
+def prunes(root: Path, env: str) -> bool:
+    """Whether the environment's Applications prune automatically (its ApplicationSet's template says)."""
+    text = (root / "environments" / env / "applicationset.yaml").read_text()
+    for doc in yaml.safe_load_all(text):
+        if isinstance(doc, dict) and doc.get("kind") == "ApplicationSet":
+            policy = (((doc.get("spec") or {}).get("template") or {}).get("spec") or {}).get("syncPolicy") or {}
+            return bool((policy.get("automated") or {}).get("prune"))
+    return False
+
+
+def pruning_note(root: Path, env: str, removed: list[str]) -> list[str]:
+    """Objects the change stops rendering: an environment that never prunes by itself keeps them until someone syncs
+    with prune, and Argo CD shows the Application OutOfSync meanwhile."""
+    if not removed or prunes(root, env):
+        return []
+    return [
+        f"**Needs a sync with prune:** after the merge `{env}` no longer renders {len(removed)} object(s) it runs. "
+        f"`{env}` never deletes a live object by itself, so its Application shows them as requiring pruning (and "
+        "OutOfSync) until someone syncs it with prune:",
+        "",
+        *(f"- `{o}`" for o in removed),
+        "",
+    ]
 
 
 def fenced(diff: str, budget: int, rerun: str) -> str:

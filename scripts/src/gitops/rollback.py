@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops import change, git, gitutil, history, release
+from gitops import change, git, gitutil, history, release, rendered
 from gitops.errors import GitopsError
 from gitops.history import Event
 from gitops.release import Pins
@@ -175,5 +175,12 @@ def rollback(root: Path, env: str, app: str, to: str | None, steps: int | None, 
         validate_envs=[env],
         what=f"the rollback of {app} in {env}",
     )
-    sha = change.apply(root, c, p.base)
-    return f"rolled back {env} in {sha[:12]}: {p.summary()} (restores {p.target.sha[:12]}):\n" + listed
+    removed: list[str] = []
+
+    def prepare(tree: Path, base: str, sha: str) -> None:
+        if trees:  # only a different chart can stop rendering an object
+            removed.extend(rendered.tree_diff(tree, env, base).removed)
+
+    sha = change.apply(root, c, p.base, prepare)
+    prune = "".join(f"{line}\n" for line in rendered.pruning_note(root, env, removed))
+    return f"rolled back {env} in {sha[:12]}: {p.summary()} (restores {p.target.sha[:12]}):\n" + listed + prune

@@ -31,6 +31,15 @@ def live_revisions(app: dict) -> list[str]:
     return sync.get("revisions") or ([sync["revision"]] if sync.get("revision") else [])
 
 
+def requiring_pruning(app: dict) -> list[str]:
+    """`Kind namespace/name` of each live object the Application no longer renders (Argo CD's requiresPruning)."""
+    return sorted(
+        f"{r.get('kind')} {r['namespace'] + '/' if r.get('namespace') else ''}{r.get('name')}"
+        for r in (app.get("status") or {}).get("resources") or []
+        if r.get("requiresPruning")
+    )
+
+
 def app_problem(app: dict, published: str) -> str | None:
     """Why ``app`` is not yet Synced and Healthy at the commits it should run (None: it is)."""
     st = app.get("status") or {}

@@ -188,11 +188,15 @@ class Scenario:
             {second},
             lambda: (self._runs(second, earlier, "the release of its earlier promotion"), keeps()),
         )
+        # That release's chart renders fewer objects than the one promoted since: prod never prunes by itself, so
+        # its Application waits OutOfSync for them until ops sync it with prune, as `gitops rollback` tells them to.
         self._step(
-            f"rollback: `gitops rollback --env {second} --app {app} --steps 1`, to its first recorded release",
+            f"rollback: `gitops rollback --env {second} --app {app} --steps 1`, to its first recorded release, then a "
+            "sync with prune",
             partial(rollback, "--steps", "1"),
             {second},
             lambda: (self._runs(second, initial, "the release it ran before its first promotion"), keeps()),
+            prune_by_hand=True,
         )
         self._gate(first, second, app)
         self._project_restriction(first, app)
@@ -303,12 +307,20 @@ class Scenario:
         self.say(f"[{took:5.1f}s] bootstrap: every Application Synced/Healthy on every cluster, workloads as rendered")
 
     def _step(
-        self, title: str, change: Callable[[], object], changes: set[str], then: Callable[[], object] | None = None
+        self,
+        title: str,
+        change: Callable[[], object],
+        changes: set[str],
+        then: Callable[[], object] | None = None,
+        *,
+        prune_by_hand: bool = False,
     ) -> object:
         """Commit ``change``, publish it, and wait until every environment runs what `gitops render` says.
 
         ``changes``: the environments whose rendered manifests must change; every other one must render the same
-        and keep its Deployments' generations (nothing rolled out there).
+        and keep its Deployments' generations (nothing rolled out there). ``prune_by_hand``: the change stops
+        rendering objects in an environment that never prunes by itself, and names them in its output; they must be
+        exactly what Argo CD reports as requiring pruning, and are then pruned as an operator would.
         """
         before = self.expected
         untouched = [env for env in self.layout.order if env not in changes]
@@ -328,6 +340,12 @@ class Scenario:
                 )
             if env not in changes and not same:
                 raise ScenarioError(f"{title}: the commit {sha[:12]} changes `gitops render {env}`, expected no change")
+        if prune_by_hand:
+            announced = sorted(re.findall(r"^- `(.+)`$", str(result), flags=re.M))
+            if not announced:
+                raise ScenarioError(f"{title}: the command named no object that needs a sync with prune:\n{result}")
+            for env in sorted(changes):
+                self._sync_with_prune(title, env, announced)
         self._converge(title, self.layout.order)
         for env in untouched:
             now = self._generations(env)
@@ -392,6 +410,44 @@ class Scenario:
         )
         return took
 
+    def _sync_with_prune(self, title: str, env: str, announced: list[str]) -> None:
+        """Wait until Argo CD reports exactly the ``announced`` objects as requiring pruning, then do what an
+        operator does in the UI (`argocd app sync --prune`): an operation on the Application, syncing with prune."""
+        cluster = self.clusters[self.layout.env_cluster[env]]
+
+        def waiting() -> dict[str, list[str]] | None:
+            out = {}
+            for name in self.expected[env].applications:
+                app = cluster.application(name) or {}
+                if checks.live_revisions(app) != checks.expected_revisions(app, self.published):
+                    return None
+                out[name] = checks.requiring_pruning(app)
+            return out if any(out.values()) else None
+
+        pending, _ = wait_for(
+            f"{title}: Argo CD to report objects requiring pruning in {env}",
+            waiting,
+            self.timeout,
+            lambda: "; ".join(
+                checks.describe_app(cluster.application(n) or {}) for n in self.expected[env].applications
+            ),
+            interval=POLL,
+            alive=self._check_alive,
+        )
+        reported = sorted(f"{o} ({app})" for app, objects in pending.items() for o in objects)
+        if reported != announced:
+            raise ScenarioError(f"{title}: Argo CD requires pruning {reported}; `gitops` announced {announced}")
+        for name, objects in pending.items():
+            if objects:
+                cluster.kube.merge_patch(
+                    APP,
+                    "Application",
+                    name,
+                    {"operation": {"initiatedBy": {"username": "e2e-operator"}, "sync": {"prune": True}}},
+                    NAMESPACE,
+                )
+        self.say(f"    {env}: synced with prune by hand, deleting {', '.join(reported)}")
+
     def _project_restriction(self, env: str, app: str) -> None:
         cluster = self.clusters[self.layout.env_cluster[env]]
         name = "e2e-not-permitted"
@@ -428,14 +484,15 @@ class Scenario:
 
     # -- changes ---------------------------------------------------------------------------------------------------
 
-    def _gitops(self, *args: str) -> None:
+    def _gitops(self, *args: str) -> str:
         proc = subprocess.run(
             [sys.executable, "-m", "gitops", *args], cwd=self.git.work, capture_output=True, text=True
         )
         if proc.returncode != 0:
             raise ScenarioError(f"`gitops {' '.join(args)}` failed:\n{(proc.stderr or proc.stdout).strip()}")
-        for line in proc.stdout.strip().splitlines()[:6]:
+        for line in proc.stdout.strip().splitlines()[:12]:
             self.say(f"    {line}")
+        return proc.stdout
 
     def _bump(self, env: str, app: str) -> None:
         release = yaml.safe_load((self.git.work / "environments" / env / app / "release.yaml").read_text())

@@ -393,4 +393,4 @@ def test_a_chart_that_stops_rendering_an_object_says_prod_needs_a_sync_with_prun
     assert "**Needs a sync with prune:**" in text
     assert "- `PodDisruptionBudget apps-prod/pod-details (pod-details-prod)`" in text
     out = repo.ok("rollback", "--env", "prod", "--app", APP, "--steps", "1")
-    assert "Needs a sync with prune" not in out, "the rollback brings the budget back: nothing to prune"
+    assert "needs a sync with prune" not in out, "the rollback brings the budget back: nothing to prune"

@@ -265,7 +265,7 @@ def pr_body(
         )
     if p.unchanged:
         head += [f"Already current in `{p.target}`: {', '.join(p.unchanged)}.", ""]
-    head += rendered.pruning_note(root, p.target, diff.removed)
+    head += rendered.pruning_note(root, p.target, diff.removed, markdown=True)
     rerun = f"gitops diff {p.base[:12]} {sha[:12]} --env {p.target}" if not dry_run else f"gitops render {p.target}"
     left_out = diffnoise.changed_lines(diff.whole) - diffnoise.changed_lines(review)
     about = [_size(review)]

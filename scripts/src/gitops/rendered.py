@@ -164,19 +164,19 @@ def prunes(root: Path, env: str) -> bool:
     return False
 
 
-def pruning_note(root: Path, env: str, removed: list[str]) -> list[str]:
+def pruning_note(root: Path, env: str, removed: list[str], *, markdown: bool = False) -> list[str]:
     """Objects the change stops rendering: an environment that never prunes by itself keeps them until someone syncs
-    with prune, and Argo CD shows the Application OutOfSync meanwhile."""
+    with prune, and Argo CD shows the Application OutOfSync meanwhile. Lines for a PR body, or for a terminal."""
     if not removed or prunes(root, env):
         return []
-    return [
-        f"**Needs a sync with prune:** after the merge `{env}` no longer renders {len(removed)} object(s) it runs. "
-        f"`{env}` never deletes a live object by itself, so its Application shows them as requiring pruning (and "
-        "OutOfSync) until someone syncs it with prune:",
-        "",
-        *(f"- `{o}`" for o in removed),
-        "",
-    ]
+    say = (
+        f"after the merge {env} no longer renders {len(removed)} object(s) it runs, and {env} never deletes a live "
+        "object by itself: its Application shows them as requiring pruning (OutOfSync) until someone syncs it with "
+        "prune"
+    )
+    if markdown:
+        return [f"**Needs a sync with prune:** {say}:", "", *(f"- `{o}`" for o in removed), ""]
+    return [f"needs a sync with prune: {say}:", *(f"  - {o}" for o in removed)]
 
 
 def fenced(diff: str, budget: int, rerun: str) -> str:

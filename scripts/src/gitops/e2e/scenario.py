@@ -341,7 +341,7 @@ class Scenario:
             if env not in changes and not same:
                 raise ScenarioError(f"{title}: the commit {sha[:12]} changes `gitops render {env}`, expected no change")
         if prune_by_hand:
-            announced = sorted(re.findall(r"^- `(.+)`$", str(result), flags=re.M))
+            announced = sorted(re.findall(r"^  - (.+ \(.+\))$", str(result), flags=re.M))
             if not announced:
                 raise ScenarioError(f"{title}: the command named no object that needs a sync with prune:\n{result}")
             for env in sorted(changes):
@@ -414,38 +414,51 @@ class Scenario:
         """Wait until Argo CD reports exactly the ``announced`` objects as requiring pruning, then do what an
         operator does in the UI (`argocd app sync --prune`): an operation on the Application, syncing with prune."""
         cluster = self.clusters[self.layout.env_cluster[env]]
+        names = list(self.expected[env].applications)
+
+        def idle(app: dict) -> bool:
+            # An operation running (the automated sync of the same commit) would overwrite ours when it completes.
+            phase = ((app.get("status") or {}).get("operationState") or {}).get("phase")
+            return not app.get("operation") and phase not in ("Running", "Terminating")
 
         def waiting() -> dict[str, list[str]] | None:
             out = {}
-            for name in self.expected[env].applications:
+            for name in names:
                 app = cluster.application(name) or {}
-                if checks.live_revisions(app) != checks.expected_revisions(app, self.published):
+                if checks.live_revisions(app) != checks.expected_revisions(app, self.published) or not idle(app):
                     return None
                 out[name] = checks.requiring_pruning(app)
             return out if any(out.values()) else None
+
+        def describe() -> str:
+            return "; ".join(checks.describe_app(cluster.application(n) or {}) for n in names)
 
         pending, _ = wait_for(
             f"{title}: Argo CD to report objects requiring pruning in {env}",
             waiting,
             self.timeout,
-            lambda: "; ".join(
-                checks.describe_app(cluster.application(n) or {}) for n in self.expected[env].applications
-            ),
+            describe,
             interval=POLL,
             alive=self._check_alive,
         )
         reported = sorted(f"{o} ({app})" for app, objects in pending.items() for o in objects)
         if reported != announced:
             raise ScenarioError(f"{title}: Argo CD requires pruning {reported}; `gitops` announced {announced}")
+        operator = f"e2e-operator-{time.monotonic_ns()}"
         for name, objects in pending.items():
             if objects:
-                cluster.kube.merge_patch(
-                    APP,
-                    "Application",
-                    name,
-                    {"operation": {"initiatedBy": {"username": "e2e-operator"}, "sync": {"prune": True}}},
-                    NAMESPACE,
-                )
+                operation = {"initiatedBy": {"username": operator}, "sync": {"prune": True}}
+                cluster.kube.merge_patch(APP, "Application", name, {"operation": operation}, NAMESPACE)
+
+        def pruned() -> bool:
+            for name, objects in pending.items():
+                state = ((cluster.application(name) or {}).get("status") or {}).get("operationState") or {}
+                by = ((state.get("operation") or {}).get("initiatedBy") or {}).get("username")
+                if objects and (by != operator or state.get("phase") != "Succeeded"):
+                    return False
+            return True
+
+        wait_for(f"{title}: the sync with prune in {env}", pruned, self.timeout, describe, interval=POLL)
         self.say(f"    {env}: synced with prune by hand, deleting {', '.join(reported)}")
 
     def _project_restriction(self, env: str, app: str) -> None:

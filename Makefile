@@ -22,10 +22,10 @@ help: ## List the targets
 
 setup: $(STAMP) ## Create .venv with the service, the tooling and dev dependencies, from lock files (idempotent)
 
-$(STAMP): $(LOCKS) $(addsuffix /pyproject.toml,$(APPS)) scripts/pyproject.toml
+$(STAMP): $(LOCKS) $(addsuffix /pyproject.toml,$(APPS)) scripts/pyproject.toml scripts/testing/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(addprefix -e ,$(APPS)) -e scripts
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(addprefix -e ,$(APPS)) -e scripts -e scripts/testing
 	@touch $@
 
 run: setup ## Serve pod-details on http://127.0.0.1:8080 (PORT=9000 overrides)
@@ -43,7 +43,7 @@ bench: setup tools system-deps ## Benchmarks: figures and ratios against baselin
 	$(BIN)/python benchmarks/validate_bench.py
 
 e2e: setup tools system-deps ## The whole GitOps loop with the real Argo CD on a local control plane
-	$(BIN)/gitops e2e
+	$(BIN)/gitops-e2e
 
 # Debian packages used by the benchmark (wrk) and the end-to-end loop in `make test` (redis-server, Argo CD's cache).
 SYSTEM_DEPS := wrk redis-server
@@ -61,7 +61,7 @@ validate: setup tools ## Validate every environment statically
 	$(BIN)/gitops validate
 
 render: setup tools ## Render an environment (ENV=dev) as Argo CD would apply it
-	$(BIN)/gitops render $(ENV)
+	$(BIN)/gitops render --env $(ENV)
 
 cluster-up: setup tools ## Start a local etcd + kube-apiserver; prints its KUBECONFIG
 	$(BIN)/gitops cluster up

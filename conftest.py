@@ -1,2 +1,2 @@
 # Fixtures shared by every test suite in the repo (real control plane, toolchain paths).
-pytest_plugins = ["gitops.testing"]
+pytest_plugins = ["gitops_testing.plugin"]

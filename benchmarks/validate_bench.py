@@ -58,7 +58,7 @@ def emit(figure: str, value: float, unit: str, **extra: object) -> bool:
 
 def make_repo(dest: Path, apps: int) -> Path:
     """A copy of this repo with ``apps`` apps in every environment, prod running copies of their charts."""
-    from gitops import sandbox
+    from gitops_testing import sandbox
 
     repo = sandbox.snapshot_repo(REPO, dest)
     chart = repo / "apps" / APP / "chart"
@@ -102,8 +102,7 @@ def time_naive(repo: Path) -> tuple[float, float]:
     """`helm template | kubeconform` per app and environment, sequentially (the loop validate replaces)."""
     import yaml
 
-    from gitops import schemas
-    from gitops.toolchain import tool_path
+    from gitops.toolchain import schemas, tool_path
 
     helm, kubeconform = str(tool_path("helm")), str(tool_path("kubeconform"))
     locations = schemas.schema_locations()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gitops import release, sandbox
+from gitops.model import release
+from gitops_testing import sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 # What the release tooling reads (config folders, and the lint config `gitops validate` applies); copied from the
@@ -149,6 +150,8 @@ def seed_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This repo's history plus its current config, committed; prod given that commit's chart, as if promoted."""
     seed = tmp_path_factory.mktemp("seed") / "repo"
     _git(REPO.parent, "clone", "--quiet", str(REPO), str(seed))
+    # The tracked branch is main whatever branch this checkout is on: histories and merges are read against it.
+    _git(seed, "checkout", "--quiet", "-B", "main")
     for name in COPIED:
         if (seed / name).is_dir():
             shutil.rmtree(seed / name)

@@ -159,8 +159,8 @@ def test_everything_enabled_matches_the_pinned_schemas() -> None:
 
 def platform_setup() -> list[Any]:
     """What `gitops validate --live` installs first: the clusters' app namespaces and the platform's policies."""
-    from gitops.live import Target
-    from gitops.render import Document
+    from gitops.checks.live import Target
+    from gitops.render.helm import Document
 
     paths = sorted((REPO / "platform" / "policies").glob("*.yaml"))
     paths += sorted((REPO / "clusters").glob("*/namespaces.yaml"))
@@ -177,8 +177,8 @@ def test_everything_enabled_passes_the_platforms_admission_on_a_real_apiserver(
 ) -> None:
     """A dry run of every rendered object in prod's namespace: Pod Security `restricted` for both pods, the
     platform's policies (the HPA on requests per second keeps the CPU target they require), the CRDs' schemas."""
-    from gitops import live
-    from gitops.render import Document
+    from gitops.checks import live
+    from gitops.render.helm import Document
 
     namespace = "apps-prod"
     targets = [

@@ -47,8 +47,8 @@ def rule_groups(*extra: str) -> dict[str, Any]:
 
 def kubeconform(manifests: str) -> subprocess.CompletedProcess[str]:
     """kubeconform -strict against the pinned Kubernetes and CRD schemas only (nothing is fetched)."""
-    from gitops.schemas import schema_locations
     from gitops.toolchain import tool_path
+    from gitops.toolchain.schemas import schema_locations
 
     argv = [str(tool_path("kubeconform")), "-strict", "-summary", *schema_locations(), "-"]
     return subprocess.run(argv, input=manifests, capture_output=True, text=True, timeout=120)

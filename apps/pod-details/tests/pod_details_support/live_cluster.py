@@ -64,7 +64,7 @@ class LivePod:
 
     def token(self, kubeconfig: Path) -> str:
         """A bound token of the pod's ServiceAccount from the TokenRequest API, as the kubelet projects it."""
-        from gitops.testing import mint_token
+        from gitops_testing.plugin import mint_token
 
         return mint_token(kubeconfig, self.namespace, self.service_account)
 

@@ -192,6 +192,7 @@ def test_weakened_pod_is_rejected_by_the_apiserver(api, restricted_namespace, va
     assert 'violates PodSecurity "restricted' in json.loads(err.value.body)["message"]
 
 
+@pytest.mark.toolchain
 def test_control_plane_stops_cleanly_and_leaves_nothing_behind(tmp_path):
     started = time.monotonic()
     cp = LocalControlPlane(tmp_path / "cp")

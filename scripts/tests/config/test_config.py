@@ -26,6 +26,9 @@ from kubernetes.dynamic.exceptions import ConflictError
 from gitops.toolchain import tool_path
 from gitops.toolchain.schemas import schema_locations
 
+# Renders with the pinned helm and checks with the pinned kubeconform and a real apiserver.
+pytestmark = pytest.mark.toolchain
+
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "apps" / "pod-details" / "chart"
 APP = "pod-details"
@@ -82,7 +85,7 @@ def template_args(env: str, *extra: str) -> list[str]:
 @cache
 def render(env: str, *extra: str) -> tuple[dict, ...]:
     """The chart on main with ``env``'s overlay and the image from its release.yaml: what dev runs, and what prod
-    runs after its next promotion (prod's current copy is checked by `gitops validate`, test_validate.py)."""
+    runs after its next promotion (prod's current copy is checked by `gitops validate`, checks/test_validate.py)."""
     return tuple(d for d in yaml.safe_load_all(helm(*template_args(env, *extra)).stdout) if d)
 
 
@@ -113,7 +116,7 @@ def kubeconform(paths: list[str], stdin: str | None = None) -> subprocess.Comple
 
 def manifests(root: Path) -> list[Path]:
     """Kubernetes manifests under root: everything but the data files (values, releases, env and cluster forms) and
-    the charts promoted into environments (templates, checked once rendered: test_validate.py)."""
+    the charts promoted into environments (templates, checked once rendered: checks/test_validate.py)."""
     data = {"argocd-values.yaml", "cluster.yaml", "env.yaml", "release.yaml", "values.yaml", "promotion.yaml"}
     charts = {p.parent for p in root.rglob("Chart.yaml")}
     return sorted(

@@ -45,6 +45,7 @@ def test_the_three_workflows_exist():
     assert {w.name for w in WORKFLOWS} == {"ci.yaml", "build.yaml", "promote.yaml"}
 
 
+@pytest.mark.toolchain
 def test_actionlint_reports_nothing():
     try:
         actionlint = tool_path("actionlint")

@@ -332,7 +332,7 @@ def test_the_pr_body_is_cut_to_githubs_limit_with_a_note():
     assert "gitops diff a b --env prod" in body
 
 
-def test_gitutil_refuses_to_land_when_head_moved(repo):
+def test_land_refuses_when_head_moved(repo):
     base = repo.head()
     repo.commit_all("someone else's commit")
 

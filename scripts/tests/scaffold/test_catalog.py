@@ -58,6 +58,7 @@ def test_every_chart_has_a_readme_template() -> None:
     )
 
 
+@pytest.mark.toolchain
 @pytest.mark.parametrize("chart", CHARTS, ids=lambda p: p.parent.name)
 def test_chart_readme_is_what_helm_docs_writes(chart: Path, helm_docs: list[str]) -> None:
     expected = catalog.chart_readme(chart)
@@ -68,6 +69,7 @@ def test_chart_readme_is_what_helm_docs_writes(chart: Path, helm_docs: list[str]
     )
 
 
+@pytest.mark.toolchain
 def test_catalog_entries_and_techdocs_config_are_current(helm_docs: list[str]) -> None:
     stale = [g.path for g in catalog.stale_docs(REPO)]
     assert not stale, f"out of date: {', '.join(stale)}: run `gitops docs`"

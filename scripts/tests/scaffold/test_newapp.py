@@ -25,6 +25,9 @@ from referencing.jsonschema import DRAFT7
 
 from gitops.scaffold import newapp, transaction
 
+# Renders and validates the new app with the pinned toolchain.
+pytestmark = pytest.mark.toolchain
+
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 SCHEMAS = Path(__file__).resolve().parent / "schemas" / "backstage"

@@ -105,6 +105,7 @@ EXPECTED_VERSION_TEXT = {
 }
 
 
+@pytest.mark.toolchain
 @pytest.mark.parametrize("name", sorted(tools()))
 def test_cached_binary_reports_the_pinned_version(name):
     tool = tools()[name]
@@ -115,6 +116,7 @@ def test_cached_binary_reports_the_pinned_version(name):
     assert expected in text, f"{name} at {binary} reports {text.strip()!r}, pinned {tool.version}"
 
 
+@pytest.mark.toolchain
 def test_make_tools_when_cached_is_idempotent_and_lists_every_tool():
     started = time.monotonic()
     out = subprocess.run(

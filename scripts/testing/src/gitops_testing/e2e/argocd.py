@@ -5,7 +5,7 @@ makes the in-cluster destination (``https://kubernetes.default.svc``) mean "the 
 controllers manage the local control plane as if they ran inside it.
 
 Started: redis, repo-server, application-controller, applicationset-controller, and the notifications controller
-where the cluster's values enable notifications (``gitops.e2e.notifications``: its one service, GitHub's API, is the
+where the cluster's values enable notifications (``e2e.notifications``: its one service, GitHub's API, is the
 e2e's stand-in). Not started: the API server and Dex (the loop reads and refreshes Applications through the Kubernetes
 API), the commit server (no source hydrator).
 

@@ -5,7 +5,7 @@
   `gitops rollback` and plain edits commit there, unmodified, and push to ``github.git``.
 - ``served.git`` (bare, a file:// URL) is what Argo CD reads. Its ``main`` is published from GitHub's ``main`` by one
   commit that makes the config runnable here (the repo URL pointed at ``served.git``, upstream charts replaced by
-  stand-ins: ``gitops.e2e.substitutions``). That commit's parents are the previous published commit and the
+  stand-ins: ``e2e.substitutions``). That commit's parents are the previous published commit and the
   GitHub commit itself, so every commit the developer made (and that prod's chart revision may pin) is reachable in
   ``served.git`` with its own sha, and ``main`` only ever moves forward.
 

@@ -7,7 +7,7 @@ is done here from ``clusters/argocd-values.yaml`` + ``clusters/<cluster>/argocd-
 values files), and the real notifications controller of the pinned Argo CD reads it.
 
 One substitution, listed in every run: each webhook service whose ``url`` is GitHub's API gets the stand-in's
-address instead (``gitops.e2e.github``). Its headers, the templates and the triggers are untouched. The Secret the
+address instead (``e2e.github``). Its headers, the templates and the triggers are untouched. The Secret the
 services read their ``$key`` references from (``argocd-notifications-secret``, created out of band in a real cluster,
 never in git) is created here with a generated value per referenced key.
 """

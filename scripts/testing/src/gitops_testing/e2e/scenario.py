@@ -22,7 +22,7 @@ Steps (each commit is pushed to the local GitHub, published for Argo CD, and wai
 8. project     an Application of project `apps` aimed at kube-system is refused by the AppProject.
 
 Every sync operation Argo CD runs is watched: the failed attempts of the bootstrap and of the later steps are counted
-(`gitops.e2e.syncs`), and a bootstrap must need none.
+(`e2e.syncs`), and a bootstrap must need none.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
    policy) with one source, ``e2e-standins/<name>/`` of the served repo, holding the pinned CRDs that upstream
    would install (read from ``[crds.*]``, as kubeconform's schemas are) and a ConfigMap ``e2e-standin-<name>``
    saying what it replaces. What the upstream controllers would do at run time (accept Gateways and routes, ready
-   ClusterIssuers, serve the metrics API) is ``gitops.e2e.standins``.
+   ClusterIssuers, serve the metrics API) is ``e2e.standins``.
 3. AppProject sync windows are dropped, so the run does not depend on the time of day.
 
 Everything else — every Application, ApplicationSet, AppProject, chart and values file — is published as committed.
@@ -116,7 +116,7 @@ class Substitutions:
             url_files += new != text
             docs = _load_all(new)
             if docs is not None and self._rewrite_docs(path, docs):
-                new = f"# Published for the e2e by gitops.e2e.substitutions from {path}.\n" + yaml.safe_dump_all(
+                new = f"# Published for the e2e by e2e.substitutions from {path}.\n" + yaml.safe_dump_all(
                     docs, sort_keys=False, width=120
                 )
             if new != text:
@@ -234,7 +234,7 @@ class Substitutions:
         if "metrics-server" in charts:
             return "metrics-server", (
                 "nothing to deploy: the e2e serves the metrics API itself, as AKS's managed metrics-server does "
-                "(gitops.e2e.standins)"
+                "(e2e.standins)"
             )
         if "argoproj/argo-cd" in urls and "manifests/crds" in paths:
             return "argocd-crds", f"Argo CD's CRDs from the pinned module ({_pin('argo-cd')}), the same files"
@@ -301,7 +301,7 @@ def _marker(name: str, standin: Standin) -> str:
                 "spec": {"controllerName": GATEWAY_CONTROLLER},
             }
         )
-    header = f"# Stand-in for Application {name}, written by gitops.e2e.substitutions: {standin.replaces}.\n"
+    header = f"# Stand-in for Application {name}, written by e2e.substitutions: {standin.replaces}.\n"
     return header + yaml.safe_dump_all(docs, sort_keys=False, width=120)
 
 

@@ -7,13 +7,11 @@ still wrong: which Application, which status, its conditions and last events.
 from __future__ import annotations
 
 import datetime as dt
-import re
 
+from gitops.git import SHA_RE
 from gitops_testing.e2e.argocd import NAMESPACE
 from gitops_testing.e2e.cluster import LocalCluster
 from gitops_testing.e2e.expect import Rendered, diff, subset_mismatches
-
-SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 def sources(app: dict) -> list[dict]:
@@ -23,7 +21,7 @@ def sources(app: dict) -> list[dict]:
 
 def expected_revisions(app: dict, published: str) -> list[str]:
     """Each source's commit: its pinned sha, else the published main (every other ref here follows main)."""
-    return [s["targetRevision"] if SHA.match(s.get("targetRevision", "")) else published for s in sources(app)]
+    return [s["targetRevision"] if SHA_RE.match(s.get("targetRevision", "")) else published for s in sources(app)]
 
 
 def live_revisions(app: dict) -> list[str]:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pod_details_support import chart
 
-from gitops.cluster import LocalControlPlane
+from gitops_testing.plugin import Admission, ControlPlane
 
-REPO = chart.PROJECT.parents[1]
 PROD_LIKE = (
     "--set", "autoscaling.enabled=true,autoscaling.minReplicas=2,autoscaling.maxReplicas=100",
     "--set", "podDisruptionBudget.enabled=true",
@@ -157,59 +156,29 @@ def test_everything_enabled_matches_the_pinned_schemas() -> None:
         assert kind in chart.template(*EVERYTHING)
 
 
-def platform_setup() -> list[Any]:
-    """What `gitops validate --live` installs first: the clusters' app namespaces and the platform's policies."""
-    from gitops.checks.live import Target
-    from gitops.render.helm import Document
-
-    paths = sorted((REPO / "platform" / "policies").glob("*.yaml"))
-    paths += sorted((REPO / "clusters").glob("*/namespaces.yaml"))
-    return [
-        Target(Document(text=yaml.safe_dump(obj), obj=obj, source=str(path.relative_to(REPO))))
-        for path in paths
-        for obj in yaml.safe_load_all(path.read_text())
-        if obj
-    ]
-
-
 def test_everything_enabled_passes_the_platforms_admission_on_a_real_apiserver(
-    own_cluster: LocalControlPlane, tmp_path: Path
+    own_cluster: ControlPlane, platform_admission: Admission
 ) -> None:
     """A dry run of every rendered object in prod's namespace: Pod Security `restricted` for both pods, the
     platform's policies (the HPA on requests per second keeps the CPU target they require), the CRDs' schemas."""
-    from gitops.checks import live
-    from gitops.render.helm import Document
-
     namespace = "apps-prod"
-    targets = [
-        live.Target(Document(text=yaml.safe_dump(obj), obj=obj, source="chart"), "prod", "pod-details", namespace)
-        for obj in chart.render(*EVERYTHING, namespace=namespace)
-    ]
-    assert "Pod" in [t.doc.kind for t in targets] and "HorizontalPodAutoscaler" in [t.doc.kind for t in targets]
-    findings = live.run(own_cluster.kubeconfig, targets, platform_setup(), tmp_path)
-    assert not findings, "\n".join(f"{f.where}: {f.message}" for f in findings)
+    docs = chart.render(*EVERYTHING, namespace=namespace)
+    assert "Pod" in [d["kind"] for d in docs] and "HorizontalPodAutoscaler" in [d["kind"] for d in docs]
+    refusals = platform_admission(own_cluster.kubeconfig, docs, namespace, app="pod-details")
+    assert not refusals, "\n".join(refusals)
 
     # The policies are in force: an HPA on requests per second alone, without the CPU target, is refused.
-    hpa = next(t for t in targets if t.doc.kind == "HorizontalPodAutoscaler")
-    rps_only = {**hpa.doc.obj, "spec": {**hpa.doc.obj["spec"], "metrics": hpa.doc.obj["spec"]["metrics"][:1]}}
-    refused = live.run(
-        own_cluster.kubeconfig,
-        [live.Target(Document(text="", obj=rps_only, source="chart"), "prod", "pod-details", namespace)],
-        platform_setup(),
-        tmp_path,
-    )
-    assert refused and "apps-hpa-bounds" in refused[0].message, refused
+    hpa = chart.one(docs, "HorizontalPodAutoscaler")
+    rps_only = {**hpa, "spec": {**hpa["spec"], "metrics": hpa["spec"]["metrics"][:1]}}
+    refused = platform_admission(own_cluster.kubeconfig, [rps_only], namespace, app="pod-details")
+    assert refused and "apps-hpa-bounds" in refused[0], refused
 
 
-def dashboard_check(path: Path) -> subprocess.CompletedProcess[str]:
-    from gitops.toolchain import tool_path
+def test_the_dashboard_passes_grafanas_dashboard_schema(tmp_path: Path, pinned_tool: Callable[[str], Path]) -> None:
+    def dashboard_check(path: Path) -> subprocess.CompletedProcess[str]:
+        argv = [str(pinned_tool("grafana-dashboard-check")), str(path)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
-    return subprocess.run(
-        [str(tool_path("grafana-dashboard-check")), str(path)], capture_output=True, text=True, timeout=60
-    )
-
-
-def test_the_dashboard_passes_grafanas_dashboard_schema(tmp_path: Path) -> None:
     dashboard = chart.CHART / "dashboards" / "pod-details.json"
     result = dashboard_check(dashboard)
     assert result.returncode == 0 and "valid" in result.stdout, result.stdout + result.stderr

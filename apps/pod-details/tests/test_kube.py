@@ -7,7 +7,7 @@ from pod_details_support.gunicorn_process import free_port
 from pod_details_support.live_cluster import CONTAINERS, LABELS, OWNER, LivePod, pod_env
 from pod_details_support.misbehaving_apiserver import MisbehavingApiserver, pod_object
 
-from gitops.cluster import LocalControlPlane
+from gitops_testing.plugin import ControlPlane
 from pod_details import kube
 from pod_details.settings import PodIdentity, Settings
 
@@ -119,7 +119,7 @@ def test_in_cluster_without_token_is_not_in_cluster(tmp_path: Path) -> None:
     assert access.mode == "none"
 
 
-def test_kubeconfig_needs_the_pod_name(tmp_path: Path, kube_cluster: LocalControlPlane) -> None:
+def test_kubeconfig_needs_the_pod_name(tmp_path: Path, kube_cluster: ControlPlane) -> None:
     access = kube.connect(settings(tmp_path, KUBECONFIG=str(kube_cluster.kubeconfig)))
     assert access.mode == "kubeconfig" and access.client is None
     assert access.reason == "POD_NAME and POD_NAMESPACE must be set (Downward API) to read the pod"
@@ -138,7 +138,7 @@ def in_cluster_client(env: dict[str, str], timeout: str = "2") -> kube.PodClient
 
 
 def test_in_cluster_reads_its_pod_from_the_apiserver_with_the_mounted_token(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
 ) -> None:
     # No Downward API variables: the pod is found by its hostname and the service account mount's namespace.
     env = pod_env(kube_cluster, live_pod, tmp_path)
@@ -150,7 +150,7 @@ def test_in_cluster_reads_its_pod_from_the_apiserver_with_the_mounted_token(
 
 
 def test_a_token_the_apiserver_rejects_is_unauthorized(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
 ) -> None:
     client = in_cluster_client(pod_env(kube_cluster, live_pod, tmp_path, token="not-a-token"))
     with pytest.raises(kube.FetchError) as caught:
@@ -159,7 +159,7 @@ def test_a_token_the_apiserver_rejects_is_unauthorized(
 
 
 def test_without_the_rolebinding_reading_is_forbidden(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
 ) -> None:
     client = in_cluster_client(pod_env(kube_cluster, live_pod, tmp_path))
     live_pod.revoke()
@@ -172,7 +172,7 @@ def test_without_the_rolebinding_reading_is_forbidden(
     )
 
 
-def test_missing_pod_is_not_found(tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod) -> None:
+def test_missing_pod_is_not_found(tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod) -> None:
     env = pod_env(kube_cluster, live_pod, tmp_path)
     with pytest.raises(kube.FetchError) as caught:
         in_cluster_client({**env, "POD_NAME": "gone"}).read_pod()
@@ -208,9 +208,7 @@ def test_an_apiserver_that_never_answers_times_out_within_the_bound(
     assert caught.value.outcome == "timeout" and "no answer within 0.3s" in caught.value.reason
 
 
-def test_nothing_listening_is_a_connection_error(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
-) -> None:
+def test_nothing_listening_is_a_connection_error(tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod) -> None:
     # The real credentials, a port where no apiserver listens. (A stopped apiserver: test_kubernetes_live.py.)
     env = pod_env(kube_cluster, live_pod, tmp_path)
     with pytest.raises(kube.FetchError) as caught:
@@ -219,20 +217,17 @@ def test_nothing_listening_is_a_connection_error(
 
 
 def test_in_cluster_refuses_an_apiserver_its_ca_does_not_sign(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod, unrelated_ca: Path
 ) -> None:
-    from gitops.cluster import pki
-
     env = pod_env(kube_cluster, live_pod, tmp_path)
-    other = pki.generate(tmp_path / "other-pki")
-    (Path(env["KUBE_SERVICE_ACCOUNT_DIR"]) / "ca.crt").write_bytes(other.ca_cert.read_bytes())
+    (Path(env["KUBE_SERVICE_ACCOUNT_DIR"]) / "ca.crt").write_bytes(unrelated_ca.read_bytes())
     with pytest.raises(kube.FetchError) as caught:
         in_cluster_client(env).read_pod()
     assert caught.value.outcome == "tls_error" and "CERTIFICATE_VERIFY_FAILED" in caught.value.reason
 
 
 def test_in_cluster_reads_the_token_again_for_every_call(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
 ) -> None:
     """The kubelet rotates the projected token by replacing the file; the next call must send the new one."""
     env = pod_env(kube_cluster, live_pod, tmp_path)
@@ -253,7 +248,7 @@ def test_in_cluster_reads_the_token_again_for_every_call(
 
 
 def test_kubeconfig_reads_its_pod_through_the_kubernetes_client(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
 ) -> None:
     """Outside a pod the `kubernetes` client loads the kubeconfig and builds the TLS pool: the parts of its API this
     service relies on (`load_kube_config` into a `Configuration`, `RESTClientObject(...).pool_manager`,
@@ -271,7 +266,7 @@ def test_kubeconfig_reads_its_pod_through_the_kubernetes_client(
 
 
 def test_in_cluster_loads_nothing_of_the_kubernetes_package(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
 ) -> None:
     """In a fresh interpreter, reading the pod in-cluster imports no module of the `kubernetes` package (its
     `__init__` would load the whole client)."""

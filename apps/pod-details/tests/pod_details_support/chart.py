@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from gitops_testing.plugin import kubeconform_schemas, pinned_tool_path
+
 PROJECT = Path(__file__).resolve().parents[2]
 CHART = PROJECT / "chart"
 RELEASE = "pod-details"
@@ -21,9 +23,7 @@ REQUIRED = ("--set-string", "image.tag=0.0.0-test", "--set", "hostnames={pod-det
 
 def template(*extra: str, namespace: str = NAMESPACE) -> str:
     """The rendered manifests as text; fails the test with Helm's message when the render fails."""
-    from gitops.toolchain import tool_path
-
-    cmd = [str(tool_path("helm")), "template", RELEASE, str(CHART), "--namespace", namespace, *REQUIRED, *extra]
+    cmd = [str(pinned_tool_path("helm")), "template", RELEASE, str(CHART), "--namespace", namespace, *REQUIRED, *extra]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise AssertionError(f"helm template {CHART} {' '.join(extra)} failed:\n{result.stderr}")
@@ -47,8 +47,5 @@ def rule_groups(*extra: str) -> dict[str, Any]:
 
 def kubeconform(manifests: str) -> subprocess.CompletedProcess[str]:
     """kubeconform -strict against the pinned Kubernetes and CRD schemas only (nothing is fetched)."""
-    from gitops.toolchain import tool_path
-    from gitops.toolchain.schemas import schema_locations
-
-    argv = [str(tool_path("kubeconform")), "-strict", "-summary", *schema_locations(), "-"]
+    argv = [str(pinned_tool_path("kubeconform")), "-strict", "-summary", *kubeconform_schemas(), "-"]
     return subprocess.run(argv, input=manifests, capture_output=True, text=True, timeout=120)

@@ -1,4 +1,6 @@
-"""The GitOps configuration: the pod-details chart, the environments, the platform and the clusters.
+"""The GitOps configuration: the environments (how each renders the pod-details chart with its overlay and release),
+the platform and the clusters. The chart on its own — values schema, hardening defaults, RBAC, network policies —
+is tested with the app (apps/pod-details/tests/test_chart.py), so every app `gitops new-app` makes gets those tests.
 
 Rendering and linting use the pinned Helm (the engine Argo CD bundles); manifests are checked with kubeconform
 against the pinned schemas; the admission policies run in a real kube-apiserver. A missing tool fails with the
@@ -89,12 +91,6 @@ def render(env: str, *extra: str) -> tuple[dict, ...]:
     return tuple(d for d in yaml.safe_load_all(helm(*template_args(env, *extra)).stdout) if d)
 
 
-def render_error(env: str, *extra: str) -> str:
-    proc = helm(*template_args(env, *extra), check=False)
-    assert proc.returncode != 0, "the render was expected to fail"
-    return proc.stderr
-
-
 def kinds(docs) -> list[str]:
     return sorted(d["kind"] for d in docs)
 
@@ -135,7 +131,7 @@ def sources(app: dict) -> list[dict]:
     return spec.get("sources") or [spec["source"]]
 
 
-# --- chart: lint, schema ----------------------------------------------------------------------------------------
+# --- the chart in each environment ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -146,96 +142,26 @@ def test_chart_lints_strict_with_each_environment(env):
     assert "0 chart(s) failed" in proc.stdout
 
 
-def test_schema_rejects_an_unknown_key_naming_it(tmp_path):
-    typo = tmp_path / "typo.yaml"
-    typo.write_text("autoscaling:\n  maxReplica: 3\n")
-    err = render_error("prod", "-f", str(typo))
-    assert "at '/autoscaling'" in err
-    assert "'maxReplica' not allowed" in err
+def hardening(docs) -> dict:
+    """What makes the pod restricted: its and its container's security contexts, the token mount, /tmp's bound."""
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    return {
+        "pod": pod["securityContext"],
+        "container": pod["containers"][0]["securityContext"],
+        "token": (pod["automountServiceAccountToken"], one(docs, "ServiceAccount")["automountServiceAccountToken"]),
+        "volumes": [v for v in pod["volumes"] if "emptyDir" in v],
+        "spread": pod["topologySpreadConstraints"],
+    }
 
 
-def test_schema_rejects_a_typo_at_the_top_level(tmp_path):
-    typo = tmp_path / "typo.yaml"
-    typo.write_text("hostname:\n  - x.azurelaboratory.com\n")
-    assert "additional properties 'hostname' not allowed" in render_error("dev", "-f", str(typo))
-
-
-def test_schema_rejects_a_wrong_type_naming_the_key():
-    err = render_error("prod", "--set-string", "autoscaling.maxReplicas=many")
-    assert "at '/autoscaling/maxReplicas'" in err
-    assert "want integer" in err
-
-
-def test_schema_rejects_the_latest_tag():
-    assert "at '/image/tag'" in render_error("dev", "--set-string", "image.tag=latest")
-
-
-@pytest.mark.parametrize("digest", ["sha256:abc", "md5:" + "a" * 64, "sha256:" + "A" * 64])
-def test_schema_rejects_a_malformed_digest(digest):
-    assert "at '/image/digest'" in render_error("dev", "--set-string", f"image.digest={digest}")
-
-
-def test_schema_bounds_autoscaling_like_the_platform_policy():
-    assert "at '/autoscaling/maxReplicas'" in render_error("prod", "--set", "autoscaling.maxReplicas=101")
-    err = render_error("prod", "--set", "autoscaling.targetCPUUtilizationPercentage=95")
-    assert "at '/autoscaling/targetCPUUtilizationPercentage'" in err
-
-
-def test_image_tag_is_required():
-    proc = helm("template", APP, str(CHART), "-f", str(REPO / "environments/dev" / APP / "values.yaml"), check=False)
-    assert proc.returncode != 0
-    assert "image.tag is required" in proc.stderr
-
-
-def undocumented_values(text: str) -> list[str]:
-    """Keys of values.yaml that helm-docs would list without a description.
-
-    helm-docs documents a key from the `# --` comment block right above it. A mapping of further keys needs no comment
-    of its own; a commented mapping (or list) is documented as a whole, children included.
-    """
-    lines = text.splitlines()
-    missing: list[str] = []
-    skip_deeper_than: int | None = None
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        indent = len(line) - len(line.lstrip())
-        if skip_deeper_than is not None:
-            if indent > skip_deeper_than or (indent == skip_deeper_than and stripped.startswith("- ")):
-                continue
-            skip_deeper_than = None
-        key = re.match(r"([A-Za-z][\w-]*):(.*)$", stripped)
-        if not key:
-            continue
-        following = next((x for x in lines[i + 1 :] if x.strip() and not x.strip().startswith("#")), "")
-        nested = not key.group(2).strip() and (
-            len(following) - len(following.lstrip()) > indent or following.strip().startswith("- ")
-        )
-        block = []
-        j = i - 1
-        while j >= 0 and lines[j].strip().startswith("#"):
-            block.append(lines[j].strip())
-            j -= 1
-        documented = any(c.startswith("# --") for c in block)
-        if nested and (documented or following.strip().startswith("- ")):
-            skip_deeper_than = indent
-        if not documented and not (nested and not following.strip().startswith("- ")):
-            missing.append(f"values.yaml:{i + 1}: {key.group(1)}")
-    return missing
-
-
-def test_every_value_has_a_helm_docs_comment():
-    missing = undocumented_values((CHART / "values.yaml").read_text())
-    assert not missing, "values without a `# --` comment (helm-docs):\n" + "\n".join(missing)
-
-
-def test_the_helm_docs_check_finds_an_undocumented_value():
-    text = "a:\n  # -- documented\n  b: 1\n  c: 2\n# -- whole map\nd:\n  e: 1\nf:\n  - x\n"
-    assert undocumented_values(text) == ["values.yaml:4: c", "values.yaml:8: f"]
-
-
-# --- chart: what it renders -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("env", ENVS)
+def test_overlays_keep_the_charts_hardening(env):
+    """The chart's tests hold its defaults to the restricted standard; an environment's overlay must not loosen them."""
+    host = overlay(env)["hostnames"][0]
+    chart_alone = helm(
+        "template", APP, str(CHART), "--namespace", f"apps-{env}", *image_args(env), "--set", f"hostnames={{{host}}}"
+    )
+    assert hardening(render(env)) == hardening([d for d in yaml.safe_load_all(chart_alone.stdout) if d])
 
 
 def test_dev_renders_a_fixed_single_replica_without_autoscaler_or_budget():
@@ -262,154 +188,6 @@ def test_prod_leaves_replicas_to_the_autoscaler():
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_pod_runs_restricted_with_numeric_ids(env):
-    pod = one(render(env), "Deployment")["spec"]["template"]["spec"]
-    assert pod["securityContext"] == {
-        "runAsNonRoot": True,
-        "runAsUser": 10001,
-        "runAsGroup": 10001,
-        "fsGroup": 10001,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    c = pod["containers"][0]
-    assert c["securityContext"] == {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
-    tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")
-    assert tmp["emptyDir"]["sizeLimit"]
-    assert pod["automountServiceAccountToken"] is True
-    assert one(render(env), "ServiceAccount")["automountServiceAccountToken"] is False
-
-
-@pytest.mark.parametrize("env", ENVS)
-def test_probes_and_port(env):
-    c = container(render(env))
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    assert c["livenessProbe"]["httpGet"] == {"path": "/api/v1/healthz", "port": "http"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/api/v1/readyz", "port": "http"}
-    assert c["startupProbe"]["httpGet"] == {"path": "/api/v1/healthz", "port": "http"}
-    assert "lifecycle" not in c, "no preStop hook: the server drains by itself"
-
-
-def test_downward_api_and_settings_reach_the_container():
-    env = {e["name"]: e for e in container(render("dev"))["env"]}
-    fields = {name: e["valueFrom"]["fieldRef"]["fieldPath"] for name, e in env.items() if "valueFrom" in e}
-    assert fields == {
-        "POD_NAME": "metadata.name",
-        "POD_NAMESPACE": "metadata.namespace",
-        "NODE_NAME": "spec.nodeName",
-        "POD_IP": "status.podIP",
-        "POD_SERVICE_ACCOUNT": "spec.serviceAccountName",
-    }
-    values = load(CHART / "values.yaml")["service"]
-    assert env["DRAIN_SECONDS"]["value"] == str(values["drainSeconds"])
-    assert env["GRACEFUL_TIMEOUT_SECONDS"]["value"] == str(values["gracefulTimeoutSeconds"])
-    assert env["CACHE_TTL_SECONDS"]["value"] == str(values["cacheTtlSeconds"])
-    assert env["WEB_CONCURRENCY"]["value"] == str(values["webConcurrency"])
-    assert env["BIND"]["value"] == "0.0.0.0:8080"
-
-
-def test_termination_grace_period_is_derived_from_the_drain():
-    pod = one(render("prod", "--set", "service.drainSeconds=12,service.gracefulTimeoutSeconds=25"), "Deployment")
-    margin = load(CHART / "values.yaml")["terminationGraceMarginSeconds"]
-    assert pod["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 12 + 25 + margin
-    env = {e["name"]: e.get("value") for e in pod["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert (env["DRAIN_SECONDS"], env["GRACEFUL_TIMEOUT_SECONDS"]) == ("12", "25")
-
-
-def test_image_is_pinned_by_digest_when_there_is_one():
-    repo = release("dev")["image"]["repository"]
-    assert container(render("dev", "--set-string", f"image.digest={DIGEST}"))["image"] == f"{repo}@{DIGEST}"
-    assert (
-        container(render("dev", "--set-string", "image.digest="))["image"] == f"{repo}:{release('dev')['image']['tag']}"
-    )
-
-
-@pytest.mark.parametrize("env", ENVS)
-def test_topology_spread_over_zones_and_nodes(env):
-    spread = one(render(env), "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
-    assert [(s["topologyKey"], s["whenUnsatisfiable"]) for s in spread] == [
-        ("topology.kubernetes.io/zone", "ScheduleAnyway"),
-        ("kubernetes.io/hostname", "ScheduleAnyway"),
-    ]
-
-
-def test_role_reads_pods_and_nothing_else():
-    docs = render("dev")
-    assert one(docs, "Role")["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
-    binding = one(docs, "RoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": APP}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": APP, "namespace": "apps-dev"}]
-
-
-def test_network_policy_admits_gateway_and_monitoring_and_egresses_to_dns_and_apiserver():
-    docs = render("dev")
-    policy = one(docs, "NetworkPolicy", APP)["spec"]
-    assert policy["podSelector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
-    assert policy["policyTypes"] == ["Ingress", "Egress"]
-    (ingress,) = policy["ingress"]
-    namespaces = [p["namespaceSelector"]["matchLabels"] for p in ingress["from"] if "namespaceSelector" in p]
-    assert namespaces == [{"kubernetes.io/metadata.name": "gateway"}, {"kubernetes.io/metadata.name": "monitoring"}]
-    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
-    dns, apiserver = policy["egress"]
-    assert dns["to"] == [
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }
-    ]
-    assert sorted((p["port"], p["protocol"]) for p in dns["ports"]) == [(53, "TCP"), (53, "UDP")]
-    assert [t["ipBlock"]["cidr"] for t in apiserver["to"]] == ["0.0.0.0/0"]
-    assert [(p["port"], p["protocol"]) for p in apiserver["ports"]] == [(443, "TCP"), (6443, "TCP")]
-
-
-def test_network_policy_is_configurable():
-    docs = render(
-        "dev",
-        "--set", "networkPolicy.ingressNamespaces={edge}",
-        "--set", "networkPolicy.apiServer.cidrs={10.1.0.0/28}",
-        "--set", "networkPolicy.apiServer.ports={443}",
-    )  # fmt: skip
-    policy = one(docs, "NetworkPolicy", APP)["spec"]
-    assert policy["ingress"][0]["from"][0] == {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}
-    }
-    assert policy["egress"][1] == {
-        "to": [{"ipBlock": {"cidr": "10.1.0.0/28"}}],
-        "ports": [{"port": 443, "protocol": "TCP"}],
-    }
-
-
-def test_test_pod_is_outside_the_service_and_inside_the_network_policy():
-    docs = render("dev")
-    pod = one(docs, "Pod")
-    service_selector = one(docs, "Service")["spec"]["selector"]
-    assert not service_selector.items() <= pod["metadata"]["labels"].items()
-    allowed = one(docs, "NetworkPolicy", APP)["spec"]["ingress"][0]["from"]
-    assert any(
-        "podSelector" in p and p["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
-        for p in allowed
-    )
-
-
-def test_test_pod_is_pinned_restricted_and_checks_health():
-    pod = one(render("dev"), "Pod")
-    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    (c,) = pod["spec"]["containers"]
-    assert re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[a-f0-9]{64}", c["image"]), c["image"]
-    assert c["args"][-1] == "http://pod-details:80/api/v1/healthz"
-    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    assert set(c["resources"]["limits"]) == {"cpu", "memory", "ephemeral-storage"}
-
-
-@pytest.mark.parametrize("env", ENVS)
 def test_http_route_attaches_to_the_shared_gateway_with_the_environment_host(env):
     route = one(render(env), "HTTPRoute")["spec"]
     assert route["parentRefs"] == [
@@ -417,35 +195,6 @@ def test_http_route_attaches_to_the_shared_gateway_with_the_environment_host(env
     ]
     assert route["hostnames"] == [f"{APP}-{env}.{env_file(env)['domain']}"]
     assert route["rules"][0]["backendRefs"] == [{"name": APP, "port": 80}]
-
-
-def test_routing_without_hostnames_fails_loudly():
-    proc = helm("template", APP, str(CHART), "--set-string", "image.tag=1.0.0", check=False)
-    assert "hostnames must list at least one host" in proc.stderr
-
-
-def test_ingress_is_off_by_default_and_complete_when_on():
-    assert "Ingress" not in kinds(render("dev"))
-    assert "ingress.className is required" in render_error("dev", "--set", "ingress.enabled=true")
-    ingress = one(render("dev", "--set", "ingress.enabled=true,ingress.className=webapprouting"), "Ingress")
-    assert ingress["spec"]["ingressClassName"] == "webapprouting"
-    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-production"
-    host = f"{APP}-dev.azurelaboratory.com"
-    assert ingress["spec"]["tls"] == [{"secretName": f"{APP}-tls", "hosts": [host]}]
-    assert [r["host"] for r in ingress["spec"]["rules"]] == [host]
-
-
-def test_service_monitor_follows_the_cluster_capabilities():
-    assert "ServiceMonitor" not in kinds(render("dev"))
-    with_crd = render("dev", "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")
-    monitor = one(with_crd, "ServiceMonitor")["spec"]
-    assert monitor["endpoints"][0]["port"] == "http"
-    assert monitor["selector"]["matchLabels"] == one(with_crd, "Service")["spec"]["selector"]
-    assert "ServiceMonitor" in kinds(render("dev", "--set", "serviceMonitor.enabled=true"))
-    off = render(
-        "dev", "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor", "--set", "serviceMonitor.autoDetect=false"
-    )
-    assert "ServiceMonitor" not in kinds(off)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -708,23 +457,6 @@ def test_yaml_passes_yamllint():
         cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def test_values_schema_is_draft_07_and_closed_at_every_level():
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
-    open_objects = []
-
-    def walk(node: dict, path: str) -> None:
-        if node.get("type") == "object" and "properties" in node and node.get("additionalProperties") is not False:
-            open_objects.append(path)
-        for key, child in node.get("properties", {}).items():
-            walk(child, f"{path}/{key}")
-        if isinstance(node.get("items"), dict):
-            walk(node["items"], f"{path}[]")
-
-    walk(schema, "")
-    assert not open_objects
 
 
 # --- admission policies in a real apiserver ---------------------------------------------------------------------

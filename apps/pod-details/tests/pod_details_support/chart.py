@@ -18,16 +18,26 @@ PROJECT = Path(__file__).resolve().parents[2]
 CHART = PROJECT / "chart"
 RELEASE = "pod-details"
 NAMESPACE = "apps-dev"
-REQUIRED = ("--set-string", "image.tag=0.0.0-test", "--set", "hostnames={pod-details.example.com}")
+HOSTNAME = "pod-details.example.com"
+REQUIRED = ("--set-string", "image.tag=0.0.0-test", "--set", f"hostnames={{{HOSTNAME}}}")
 
 
-def template(*extra: str, namespace: str = NAMESPACE) -> str:
+def template(*extra: str, namespace: str = NAMESPACE, required: tuple[str, ...] = REQUIRED) -> str:
     """The rendered manifests as text; fails the test with Helm's message when the render fails."""
-    cmd = [str(pinned_tool_path("helm")), "template", RELEASE, str(CHART), "--namespace", namespace, *REQUIRED, *extra]
+    cmd = [str(pinned_tool_path("helm")), "template", RELEASE, str(CHART), "--namespace", namespace, *required, *extra]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise AssertionError(f"helm template {CHART} {' '.join(extra)} failed:\n{result.stderr}")
     return result.stdout
+
+
+def refused(*extra: str, required: tuple[str, ...] = REQUIRED) -> str:
+    """Helm's message when the chart refuses these values; fails the test when it renders them."""
+    try:
+        template(*extra, required=required)
+    except AssertionError as refusal:
+        return str(refusal)
+    raise AssertionError(f"the chart rendered with {' '.join(extra)}: expected a refusal")
 
 
 def render(*extra: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:

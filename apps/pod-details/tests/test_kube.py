@@ -271,6 +271,7 @@ def test_in_cluster_loads_nothing_of_the_kubernetes_package(
     """In a fresh interpreter, reading the pod in-cluster imports no module of the `kubernetes` package (its
     `__init__` would load the whole client)."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -282,9 +283,15 @@ def test_in_cluster_loads_nothing_of_the_kubernetes_package(
         "pod = access.client.read_pod()\n"
         "print(json.dumps({'pod': pod['name'], 'modules': sorted(sys.modules)}))\n"
     )
-    env = {"PATH": "/usr/bin:/bin", **pod_env(kube_cluster, live_pod, tmp_path)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    loaded = json.loads(out)
+    # Nothing of the shell's environment (a KUBECONFIG would change the mode) but where Python finds the package.
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        **pod_env(kube_cluster, live_pod, tmp_path),
+    }
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    loaded = json.loads(run.stdout)
     assert loaded["pod"] == live_pod.name
     assert "urllib3" in loaded["modules"]
     assert [m for m in loaded["modules"] if m.split(".")[0] in ("kubernetes", "pydantic", "yaml", "requests")] == []

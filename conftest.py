@@ -9,7 +9,16 @@ pytest_plugins = ["gitops_testing.plugin"]
 
 # A test that asks for one of these needs the pinned toolchain (`make tools`) or a control plane started from it.
 TOOLCHAIN_FIXTURES = frozenset(
-    {"kube_cluster", "kube_admin_kubeconfig", "pinned_tool", "helm", "argocd", "upstream_chart_cache"}
+    {
+        "kube_cluster",
+        "kube_admin_kubeconfig",
+        "control_plane",
+        "platform_admission",
+        "pinned_tool",
+        "helm",
+        "argocd",
+        "upstream_chart_cache",
+    }
 )
 
 

@@ -20,6 +20,9 @@ from pod_details_support import chart
 
 from gitops_testing.plugin import Admission, ControlPlane
 
+# Every test renders the chart with the pinned helm.
+pytestmark = pytest.mark.toolchain
+
 PROD_LIKE = (
     "--set", "autoscaling.enabled=true,autoscaling.minReplicas=2,autoscaling.maxReplicas=100",
     "--set", "podDisruptionBudget.enabled=true",

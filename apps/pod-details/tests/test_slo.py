@@ -12,11 +12,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from pod_details_support import chart
 
 from gitops_testing.plugin import pinned_tool_path
 from pod_details.metrics import LATENCY_BUCKETS
+
+# The rules are rendered with the pinned helm and checked with the pinned promtool.
+pytestmark = pytest.mark.toolchain
 
 RULE_TESTS = Path(__file__).resolve().parent / "rules" / "slo.test.yaml"
 RUNBOOK = chart.PROJECT.parents[1] / "docs" / "runbook.md"

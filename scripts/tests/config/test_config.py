@@ -25,6 +25,8 @@ from kubernetes import config, dynamic
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.exceptions import ConflictError
 
+from gitops import model
+from gitops.checks import rules
 from gitops.toolchain import tool_path
 from gitops.toolchain.schemas import schema_locations
 
@@ -220,33 +222,16 @@ def test_promotion_order_names_every_environment_folder():
     assert sorted(ENVS) == folders
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_env_form(env):
-    data = env_file(env)
-    assert set(data) == {"name", "cluster", "namespace", "domain"}, "how it syncs is said in its ApplicationSet only"
-    assert data["name"] == env
-    assert data["namespace"] == f"apps-{env}"
-    assert data["domain"] == "azurelaboratory.com"
-    assert (REPO / "clusters" / data["cluster"]).is_dir()
-
-
-@pytest.mark.parametrize("env", ENVS)
-def test_release_form(env):
-    data = release(env)
-    assert set(data["image"]) == {"repository", "tag", "digest"}
-    assert isinstance(data["image"]["tag"], str) and data["image"]["tag"] not in ("", "latest")
-    assert re.fullmatch(r"(sha256:[a-f0-9]{64})?", data["image"]["digest"])
-    if env == ENVS[0]:
-        assert set(data) == {"image"}, f"{env} runs apps/{APP}/chart on main: its release names the image only"
-    else:
-        assert set(data) == {"image", "chart"} and set(data["chart"]) == {"commit", "tree"}
-        copy = REPO / "environments" / env / APP / "chart"
-        tree = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", f"{data['chart']['commit']}:apps/{APP}/chart"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        assert data["chart"]["tree"] == tree, f"{env}'s chart.tree is apps/{APP}/chart at chart.commit"
-        assert (copy / "Chart.yaml").is_file(), f"{env} runs its own copy of the chart"
+def test_environments_load_against_their_schemas_and_pass_the_repository_rules():
+    # The forms of env.yaml, release.yaml and promotion.yaml are the model's schemas (scripts/tests/model); the
+    # releases against the promotion order and the chart copies against their commits are the rules
+    # (scripts/tests/checks/test_rules.py). Here: this repository's own files, through both.
+    repo = model.load(REPO)
+    assert list(repo.environments) == ENVS
+    for env in repo.environments.values():
+        assert (REPO / "clusters" / env.cluster).is_dir(), f"{env.name} names cluster {env.cluster}, not in clusters/"
+    found, _ = rules.releases(repo, list(repo.environments))
+    assert [f"{f.file}: {f.message}" for f in found] == []
 
 
 @pytest.mark.parametrize("env", ENVS)

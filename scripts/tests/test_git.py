@@ -3,7 +3,6 @@ byte-identical folders apart from edited ones, trailers round-trip, and a scratc
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,21 +10,10 @@ import pytest
 from gitops import git
 from gitops.errors import GitopsError
 
-ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
-    root = tmp_path / "repo"
-    subprocess.run(["git", "init", "--quiet", "-b", "main", str(root)], check=True)
-    (root / "chart" / "templates").mkdir(parents=True)
-    (root / "chart" / "Chart.yaml").write_text("name: x\n")
-    (root / "chart" / "templates" / "a.yaml").write_text("kind: A\n")
-    git.run(root, "add", "-A")
-    git.run(root, "commit", "--quiet", "-m", "first")
-    return root
+def repo(small_repo) -> Path:
+    return small_repo({"chart/Chart.yaml": "name: x\n", "chart/templates/a.yaml": "kind: A\n"})
 
 
 def test_work_tree_and_commit_snapshots_read_the_same_files_and_tree_ids(repo: Path):

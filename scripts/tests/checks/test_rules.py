@@ -3,7 +3,6 @@ order, the promoted chart copies against the commits they name, and where Applic
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,13 @@ from gitops import git, model
 from gitops.checks import rules
 from gitops.render.appset import Application
 
-ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 IMAGE = 'image:\n  repository: docker.io/x/app\n  tag: "1.0"\n  digest: ""\n'
 
 
-def write(root: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-
-
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(small_repo, write) -> Path:
     """dev runs apps/app/chart; prod runs a copy of it taken from the first commit."""
-    for k, v in ENV.items():
-        monkeypatch.setenv(k, v)
-    root = tmp_path / "repo"
-    subprocess.run(["git", "init", "--quiet", "-b", "main", str(root)], check=True)
-    write(
-        root,
+    root = small_repo(
         {
             "environments/promotion.yaml": "order: [dev, prod]\n",
             "environments/dev/env.yaml": "name: dev\ncluster: c\nnamespace: apps-dev\ndomain: d\n",
@@ -39,10 +26,8 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "environments/dev/app/release.yaml": IMAGE,
             "environments/dev/app/values.yaml": "{}\n",
             "environments/prod/app/values.yaml": "{}\n",
-        },
+        }
     )
-    git.run(root, "add", "-A")
-    git.run(root, "commit", "--quiet", "-m", "the app")
     head, tree = git.head(root), git.tree_id(root, "HEAD", "apps/app/chart")
     git.export_tree(root, head, "apps/app/chart", root / "environments/prod/app/chart")
     write(root, {"environments/prod/app/release.yaml": IMAGE + f"chart:\n  commit: {head}\n  tree: {tree}\n"})
@@ -84,7 +69,7 @@ def test_an_overlay_left_without_its_release_is_named(repo: Path):
     assert "app was removed from prod without its folder" in found
 
 
-def test_an_app_not_yet_in_a_promotion_target_is_fine_but_is_required_in_the_first(repo: Path):
+def test_an_app_not_yet_in_a_promotion_target_is_fine_but_is_required_in_the_first(repo: Path, write):
     write(repo, {"apps/new/chart/Chart.yaml": "name: new\nversion: 0.1.0\n"})
     release, overlay = findings(repo)
     assert release.startswith("environments/dev/new/release.yaml: missing release.yaml")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from gitops import git
@@ -50,16 +49,6 @@ spec:
 """
 
 
-def make_repo(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "x"]):
-        subprocess.run(["git", "-C", str(root), *args], check=True, env={**env, "PATH": "/usr/bin:/bin"})
-    return root
-
-
 def release(tag: str = '"1.2.3"', revision: str = "main") -> str:
     return f'image:\n  repository: docker.io/x/y\n  tag: {tag}\n  digest: ""\nchart:\n  revision: {revision}\n'
 
@@ -82,8 +71,8 @@ def expand(root: Path) -> appset.Expansion:
     return appset.expand(model, model.environments["dev"])
 
 
-def test_one_application_per_release_file_sorted_with_path_parameters(tmp_path: Path):
-    root = make_repo(tmp_path, base_files(apps=("beta", "alpha")))
+def test_one_application_per_release_file_sorted_with_path_parameters(small_repo):
+    root = small_repo(base_files(apps=("beta", "alpha")))
     out = expand(root)
     assert out.problems == []
     assert [a.name for a in out.applications] == ["alpha-dev", "beta-dev"]
@@ -106,16 +95,16 @@ def test_one_application_per_release_file_sorted_with_path_parameters(tmp_path: 
     assert a.destination_namespace == "apps-dev"
 
 
-def test_preserved_resources_mean_no_finalizer(tmp_path: Path):
-    out = expand(make_repo(tmp_path, base_files(preserve="true")))
+def test_preserved_resources_mean_no_finalizer(small_repo):
+    out = expand(small_repo(base_files(preserve="true")))
     assert all("finalizers" not in a.manifest["metadata"] for a in out.applications)
 
 
-def test_a_missing_key_is_an_error_naming_the_template_the_key_and_the_line(tmp_path: Path):
+def test_a_missing_key_is_an_error_naming_the_template_the_key_and_the_line(small_repo):
     files = base_files(apps=("alpha",))
     text = files["environments/dev/applicationset.yaml"].replace(".chart.revision", ".chart.revison")
     files["environments/dev/applicationset.yaml"] = text
-    out = expand(make_repo(tmp_path, files))
+    out = expand(small_repo(files))
     assert out.applications == []
     (p,) = out.problems
     assert p.file == "environments/dev/applicationset.yaml"
@@ -126,19 +115,19 @@ def test_a_missing_key_is_an_error_naming_the_template_the_key_and_the_line(tmp_
     assert "environments/dev/alpha/release.yaml" in p.message
 
 
-def test_functions_and_pipelines_are_refused_not_approximated(tmp_path: Path):
+def test_functions_and_pipelines_are_refused_not_approximated(small_repo):
     files = base_files(apps=("alpha",))
     files["environments/dev/applicationset.yaml"] = files["environments/dev/applicationset.yaml"].replace(
         "'{{ .path.basename }}-dev'", "'{{ .path.basename | upper }}-dev'"
     )
-    (p,) = expand(make_repo(tmp_path, files)).problems
+    (p,) = expand(small_repo(files)).problems
     assert "unsupported template expression {{ .path.basename | upper }}" in p.message
 
 
-def test_the_glob_matches_like_git_ls_files_star_crosses_slashes(tmp_path: Path):
+def test_the_glob_matches_like_git_ls_files_star_crosses_slashes(small_repo):
     files = base_files(apps=("alpha",))
     files["environments/dev/alpha/nested/release.yaml"] = release()
-    root = make_repo(tmp_path, files)
+    root = small_repo(files)
     snap = git.WorkTree(root)
     assert snap.glob("environments/dev/*/release.yaml") == [
         "environments/dev/alpha/nested/release.yaml",
@@ -146,8 +135,8 @@ def test_the_glob_matches_like_git_ls_files_star_crosses_slashes(tmp_path: Path)
     ]
 
 
-def test_generator_reads_untracked_files_of_the_work_tree_and_commits_with_ref(tmp_path: Path):
-    root = make_repo(tmp_path, base_files(apps=("alpha",)))
+def test_generator_reads_untracked_files_of_the_work_tree_and_commits_with_ref(small_repo):
+    root = small_repo(base_files(apps=("alpha",)))
     (root / "apps/gamma/chart").mkdir(parents=True)
     (root / "apps/gamma/chart/Chart.yaml").write_text("apiVersion: v2\nname: gamma\nversion: 0.1.0\n")
     (root / "environments/dev/gamma").mkdir()
@@ -157,11 +146,11 @@ def test_generator_reads_untracked_files_of_the_work_tree_and_commits_with_ref(t
     assert [a.name for a in appset.expand(model, model.environments["dev"]).applications] == ["alpha-dev"]
 
 
-def test_numbers_print_the_way_go_prints_float64(tmp_path: Path):
+def test_numbers_print_the_way_go_prints_float64(small_repo):
     # YAML `tag: 1.10` is the number 1.1 to Argo CD (JSON decoding): the render shows what Argo CD would do.
     files = base_files(apps=("alpha",))
     files["environments/dev/alpha/release.yaml"] = release(tag="1.10")
-    (a,) = expand(make_repo(tmp_path, files)).applications
+    (a,) = expand(small_repo(files)).applications
     assert a.sources[0]["helm"]["valuesObject"]["image"]["tag"] == "1.1"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from gitops import yamlio
 from gitops.errors import GitopsError
 from gitops.findings import Finding
-from gitops.render.helm import Document
+from gitops.render.helm import Document, ResultCache
 from gitops.toolchain import ToolMissing, schemas, tool_path
 
 
@@ -31,7 +31,9 @@ class Target:
     app: str = ""
 
 
-def run(targets: list[Target], workdir: Path) -> list[Finding]:
+def run(targets: list[Target], workdir: Path, cache: ResultCache | None = None) -> list[Finding]:
+    """Findings of every target; with a ``cache``, a document checked before (same text, same kubeconform, same
+    schema set) takes its verdict from there, and only the others are given to kubeconform."""
     if not targets:
         return []
     try:
@@ -39,9 +41,48 @@ def run(targets: list[Target], workdir: Path) -> list[Finding]:
         locations = schemas.schema_locations()
     except (ToolMissing, schemas.SchemasMissing) as e:
         raise GitopsError(str(e)) from None
+    found: dict[int, list[Finding]] = {id(t): [] for t in targets}
+    unattributed: list[Finding] = []
+    keys: dict[int, str] = {}
+    todo = []
+    if cache is None:
+        todo = targets
+    else:
+        from gitops.checks.cache import code_version, digest
+
+        # The schema folders are named for a digest of what they are generated from (toolchain.schemas): another
+        # schema set is another location, so the locations stand for the set.
+        checker = digest(code_version(), str(binary), *locations)
+        verdicts: dict[str, dict | None] = {}
+        for t in targets:
+            key = keys[id(t)] = digest(checker, t.doc.text)
+            if key not in verdicts:
+                verdicts[key] = cache.get("kubeconform", key)
+            results = (verdicts[key] or {}).get("results")
+            if isinstance(results, list) and all(isinstance(res, dict) for res in results):
+                found[id(t)] = [f for res in results for f in _findings(t, res)]
+            else:
+                todo.append(t)  # never checked, or an entry this code did not write: checked (and stored) again
+    if todo:
+        unattributed = _check(todo, binary, locations, workdir, found, cache, keys)
+    # In the order of the targets, wherever each verdict came from: a warm run reports as a cold one does.
+    return [f for t in targets for f in found[id(t)]] + unattributed
+
+
+def _check(
+    todo: list[Target],
+    binary: Path,
+    locations: list[str],
+    workdir: Path,
+    found: dict[int, list[Finding]],
+    cache: ResultCache | None,
+    keys: dict[int, str],
+) -> list[Finding]:
+    """kubeconform over ``todo``: each target's findings into ``found``; returns those no document can be blamed
+    for. Stores each verdict in ``cache`` when every result could be blamed on its document."""
     # One file per document: kubeconform reports the file name, which maps back to exactly one target.
     by_file: dict[str, Target] = {}
-    shards = _shards(targets)
+    shards = _shards(todo)
     commands = []
     for n, shard in enumerate(shards):
         folder = workdir / "kubeconform" / str(n)
@@ -54,7 +95,8 @@ def run(targets: list[Target], workdir: Path) -> list[Finding]:
     env = {**os.environ, "GOGC": "off", "GOMEMLIMIT": "2GiB"}  # one short run: collecting garbage only slows it
     with ThreadPoolExecutor(max_workers=len(commands)) as pool:
         procs = list(pool.map(lambda cmd: subprocess.run(cmd, capture_output=True, text=True, env=env), commands))
-    findings = []
+    verdict: dict[int, list[dict]] = {id(t): [] for t in todo}
+    unattributed: list[Finding] = []
     for proc in procs:
         try:
             report = json.loads(proc.stdout)
@@ -66,10 +108,14 @@ def run(targets: list[Target], workdir: Path) -> list[Finding]:
                 continue
             t = by_file.get(res.get("filename", ""))
             if t is None:
-                findings.append(Finding("kubeconform", f"{res.get('filename')}: {res.get('msg')}"))
+                unattributed.append(Finding("kubeconform", f"{res.get('filename')}: {res.get('msg')}"))
                 continue
-            findings.extend(_findings(t, res))
-    return findings
+            found[id(t)] += _findings(t, res)
+            verdict[id(t)].append({k: res.get(k) for k in ("kind", "name", "status", "msg", "validationErrors")})
+    if cache is not None and not unattributed:  # a verdict is stored only when every result had its document
+        for t in todo:
+            cache.put("kubeconform", keys[id(t)], {"results": verdict[id(t)]})
+    return unattributed
 
 
 def _shards(targets: list[Target]) -> list[list[Target]]:

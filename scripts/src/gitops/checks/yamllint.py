@@ -9,10 +9,12 @@ import os
 from concurrent.futures import Executor, Future
 from pathlib import Path
 
+from yamllint import __version__ as yamllint_version
 from yamllint import linter
 from yamllint.config import YamlLintConfig, YamlLintConfigError
 
 from gitops import git
+from gitops.checks.cache import Store, code_version, digest
 from gitops.errors import GitopsError
 from gitops.findings import Finding
 
@@ -40,18 +42,64 @@ def lint(snapshot: git.Snapshot, under: list[str] | None = None) -> list[Finding
     return collect(start(snapshot, under))
 
 
-def start(snapshot: git.Snapshot, under: list[str] | None = None, pool: Executor | None = None) -> list[Future]:
-    """Lint in ``pool`` (processes: yamllint is pure Python), so it runs beside other work; see ``collect``."""
+def start(
+    snapshot: git.Snapshot, under: list[str] | None = None, pool: Executor | None = None, cache: Store | None = None
+) -> list[Future]:
+    """Lint in ``pool`` (processes: yamllint is pure Python), so it runs beside other work; see ``collect``. With a
+    ``cache``, a file linted before (same path, text, configuration and yamllint) takes its findings from there."""
     conf = config(snapshot.root)
     items = [(path, text) for path in yaml_files(snapshot, conf, under) if (text := snapshot.read(path)) is not None]
+    futures: list[Future] = []
+    keys: dict[str, str] = {}
+    if cache is not None:
+        conf_path = snapshot.root / CONFIG_FILE
+        setup = digest(code_version(), yamllint_version, conf_path.read_text() if conf_path.exists() else "")
+        todo = []
+        for path, text in items:
+            key = keys[path] = digest(setup, path, text)
+            cached = _restore(cache.get("yamllint", key))
+            if cached is not None:
+                futures.append(_done(cached))
+            else:
+                todo.append((path, text))
+        items = todo
+    chunks = [items]
     if pool is None:
-        done: Future = Future()
-        done.set_result(_lint_items(str(snapshot.root), items))
-        return [done]
-    # Largest files first, dealt round-robin: chunks of similar cost, few enough to keep process overhead low.
-    items.sort(key=lambda item: -len(item[1]))
-    n = 4 * max(1, os.cpu_count() or 1)
-    return [pool.submit(_lint_items, str(snapshot.root), items[i::n]) for i in range(n) if items[i::n]]
+        pending = [_done(_lint_items(str(snapshot.root), items))]
+    else:
+        # Largest files first, dealt round-robin: chunks of similar cost, few enough to keep process overhead low.
+        items.sort(key=lambda item: -len(item[1]))
+        n = 4 * max(1, os.cpu_count() or 1)
+        chunks = [items[i::n] for i in range(n) if items[i::n]]
+        pending = [pool.submit(_lint_items, str(snapshot.root), chunk) for chunk in chunks]
+    if cache is not None:
+        for fut, chunk in zip(pending, chunks, strict=True):
+            fut.add_done_callback(lambda fut, chunk=chunk: _store(cache, keys, chunk, fut))
+    return futures + pending
+
+
+def _done(findings: list[Finding]) -> Future:
+    done: Future = Future()
+    done.set_result(findings)
+    return done
+
+
+def _restore(entry: dict | None) -> list[Finding] | None:
+    try:
+        return [Finding(**f) for f in entry["findings"]] if entry is not None else None
+    except (KeyError, TypeError):
+        return None  # not an entry this code wrote: linted again, and rewritten
+
+
+def _store(cache: Store, keys: dict[str, str], chunk: list[tuple[str, str]], fut: Future) -> None:
+    """Each file's findings of a finished chunk, [] for a clean file: a clean file is a result too."""
+    if fut.cancelled() or fut.exception() is not None:
+        return
+    by_file: dict[str, list[dict]] = {path: [] for path, _ in chunk}
+    for f in fut.result():
+        by_file[f.file].append(f.to_dict())
+    for path, findings in by_file.items():
+        cache.put("yamllint", keys[path], {"findings": findings})
 
 
 def collect(futures: list[Future]) -> list[Finding]:

@@ -24,6 +24,13 @@ from gitops.commands import repo_root
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="With --live: use this cluster instead of starting a local control plane.",
 )
+@click.option(
+    "--no-cache",
+    "no_cache",
+    is_flag=True,
+    help="Render and check everything again, ignoring (and not updating) the results kept in"
+    " $GITOPS_VALIDATE_CACHE (default ~/.cache/gitops/validate).",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
 def validate(
@@ -32,6 +39,7 @@ def validate(
     envs: tuple[str, ...],
     live_check: bool,
     kubeconfig: Path | None,
+    no_cache: bool,
     fmt: str,
 ) -> None:
     """Validate the repository: every environment, the platform and the clusters; with --env, those environments;
@@ -39,7 +47,8 @@ def validate(
 
     Checks, in order: yamllint, values.schema.json and `helm lint --strict` per app and environment, kubeconform
     -strict on everything rendered, the repository's rules, and with --live a server-side dry run. Exits 1 if
-    anything is wrong, after reporting everything.
+    anything is wrong, after reporting everything. Results whose inputs have not changed since an earlier run are
+    reused (the same findings, without running helm or kubeconform again) unless --no-cache.
     """
     from gitops.checks import validate as v
 
@@ -52,9 +61,9 @@ def validate(
                 f"{f!r} is no file: validate takes changed files; name an environment with --env {f}"
             )
     if files:
-        report = v.validate(root, changed=list(files), live_check=live_check, kubeconfig=kubeconfig)
+        report = v.validate(root, changed=list(files), live_check=live_check, kubeconfig=kubeconfig, cache=not no_cache)
     else:
-        report = v.validate(root, list(envs), live_check=live_check, kubeconfig=kubeconfig)
+        report = v.validate(root, list(envs), live_check=live_check, kubeconfig=kubeconfig, cache=not no_cache)
     if fmt == "json":
         click.echo(json.dumps(v.format_json(report), indent=2))
     else:

@@ -33,6 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+import yaml
 
 from gitops import git
 from gitops.errors import GitopsError
@@ -51,6 +54,14 @@ SHORT_LIVED_GO = {"GOGC": "off", "GOMEMLIMIT": "1GiB"}
 # A check run beside the renders (helm lint): given the renderer, its pool and the jobs, it schedules its work and
 # returns what adds its findings to one job's (the job, and whether its render failed).
 Alongside = Callable[["Renderer", ThreadPoolExecutor, list["HelmJob"]], Callable[["HelmJob", bool], list[Finding]]]
+
+
+class ResultCache(Protocol):
+    """Where results are kept between runs (``gitops.checks.cache.Store``): an entry is a JSON object under a key."""
+
+    def get(self, kind: str, key: str) -> dict | None: ...
+
+    def put(self, kind: str, key: str, value: dict) -> None: ...
 
 
 def workers() -> int:
@@ -331,6 +342,11 @@ class Renderer:
         return args
 
     def template(self, job: HelmJob) -> tuple[list[Document], list[Finding]]:
+        output, problems = self._template(job)
+        return split_documents(output, job.chart), problems
+
+    def _template(self, job: HelmJob) -> tuple[str, list[Finding]]:
+        """helm's output ("" when it failed) and the problems it reported."""
         chart_dir, values, extra = self.materialize(job)
         args = [
             str(self.helm),
@@ -348,13 +364,42 @@ class Renderer:
             args.append("--skip-tests")
         proc = subprocess.run(args, cwd=chart_dir, env=self.env, capture_output=True, text=True)
         if proc.returncode != 0:
-            return [], helm_failure(self.repo, job, proc.stderr, check="render")
-        return split_documents(proc.stdout, job.chart), []
+            return "", helm_failure(self.repo, job, proc.stderr, check="render")
+        return proc.stdout, []
+
+    def cache_key(self, job: HelmJob, checks: str) -> str:
+        """Everything a job's render (and ``checks``, the checks run beside it) depends on, as one digest: the
+        chart's files, the values files, the Application and the file that parameterised it, helm and the
+        Kubernetes version and capabilities it renders for, and the code that turns helm's output into findings."""
+        from gitops.checks.cache import code_version, digest
+
+        a = job.application
+        parts: list[str | bytes] = [code_version(), checks, str(self.helm), self.kube_version, *self.api_versions]
+        parts += [json.dumps(a.manifest, sort_keys=True, default=str), a.env, a.app, a.params_file, a.appset_file]
+        parts.append(self.repo.read(a.params_file) or "")
+        parts += [job.chart, job.revision, job.release_name, job.namespace, job.extra_values or "\0"]
+        parts += [json.dumps(job.params), f"{job.skip_crds}{job.skip_schema_validation}{job.skip_tests}"]
+        if job.snapshot is None:  # an upstream chart: its pinned copy
+            assert job.chart_dir is not None
+            for path in sorted(p for p in job.chart_dir.rglob("*") if p.is_file()):
+                parts += [str(path.relative_to(job.chart_dir)), path.read_bytes()]
+        else:
+            prefix = job.chart.rstrip("/") + "/"
+            for name in job.snapshot.files():
+                if name.startswith(prefix):
+                    parts += [name, job.snapshot.read(name) or ""]
+        for vf in job.value_files:
+            parts += [vf.ref, vf.path, vf.snapshot.read(vf.path) or ""]
+        return digest(*parts)
 
     # -- environments --------------------------------------------------------------------------------------------
 
     def render_envs(
-        self, envs: list[Environment], only_app: str | None = None, alongside: Alongside | None = None
+        self,
+        envs: list[Environment],
+        only_app: str | None = None,
+        alongside: Alongside | None = None,
+        cache: ResultCache | None = None,
     ) -> list[EnvRender]:
         """Every environment's Applications, all helm runs in one pool (and ``alongside``'s, see ``run``)."""
         results: list[EnvRender] = []
@@ -365,23 +410,70 @@ class Renderer:
             rendered = [self.plan(a) for a in sorted(apps, key=lambda a: (a.app, a.name))]
             jobs.extend(r for r in rendered if r.job is not None)
             results.append(EnvRender(env.name, apps, rendered, expansion.problems))
-        self.run(jobs, alongside)
+        self.run(jobs, alongside, cache)
         return results
 
-    def run(self, jobs: list[Rendered], alongside: Alongside | None = None) -> None:
+    def run(self, jobs: list[Rendered], alongside: Alongside | None = None, cache: ResultCache | None = None) -> None:
         """Every planned job's `helm template` in one pool. ``alongside`` (a check such as `helm lint`) may schedule
-        its own helm runs in the same pool, and adds its findings to each job's once both are done."""
-        jobs = [r for r in jobs if r.job is not None]
+        its own helm runs in the same pool, and adds its findings to each job's once both are done. With a
+        ``cache``, a job whose inputs were rendered (and checked) before takes that result instead of running."""
+        checks = f"{alongside.__module__}.{alongside.__qualname__}" if alongside else ""
+        keys: dict[int, str] = {}
+        todo = []
+        for r in jobs:
+            if r.job is None:
+                continue
+            if cache is not None:
+                key = keys[id(r)] = self.cache_key(r.job, checks)
+                entry = cache.get("render", key)
+                if entry is not None and _restore(r, entry):
+                    continue
+            todo.append(r)
         with ThreadPoolExecutor(max_workers=workers()) as pool:
-            rendering = [pool.submit(self.template, r.job) for r in jobs if r.job is not None]
-            extra = alongside(self, pool, [r.job for r in jobs if r.job is not None]) if alongside else None
-            for r, fut in zip(jobs, rendering, strict=True):
+            rendering = [pool.submit(self._template, r.job) for r in todo if r.job is not None]
+            extra = alongside(self, pool, [r.job for r in todo if r.job is not None]) if alongside else None
+            for r, fut in zip(todo, rendering, strict=True):
                 assert r.job is not None
-                docs, problems = fut.result()
+                output, problems = fut.result()
                 if extra is not None:
                     problems += extra(r.job, bool(problems))
-                r.documents, r.problems = docs, r.problems + problems
+                documents = split_documents(output, r.job.chart)
+                if cache is not None:
+                    cache.put("render", keys[id(r)], _entry(output, documents, problems))
+                r.documents, r.problems = documents, r.problems + problems
                 r.sort()
+
+
+def _entry(output: str, documents: list[Document], problems: list[Finding]) -> dict:
+    """What is kept of a render: the parsed documents when JSON holds them exactly (parsing JSON is many times
+    faster than parsing YAML again), else helm's output, parsed again when it is read."""
+    entry: dict = {"problems": [p.to_dict() for p in problems]}
+    objects = [d.obj for d in documents]
+    try:
+        exact = json.loads(json.dumps(objects)) == objects  # no dates, no keys that are not strings
+    except (TypeError, ValueError):
+        exact = False
+    if exact:
+        entry["documents"] = [{"text": d.text, "source": d.source, "obj": d.obj} for d in documents]
+    else:
+        entry["output"] = output
+    return entry
+
+
+def _restore(r: Rendered, entry: dict) -> bool:
+    """A job's render and findings from a cache entry; False (a miss) when the entry is not one."""
+    assert r.job is not None
+    try:
+        problems = [Finding(**p) for p in entry["problems"]]
+        if "documents" in entry:
+            documents = [Document(d["text"], d["obj"], d["source"]) for d in entry["documents"]]
+        else:
+            documents = split_documents(entry["output"], r.job.chart)
+    except (KeyError, TypeError, ValueError, yaml.YAMLError):
+        return False
+    r.documents, r.problems = documents, r.problems + problems
+    r.sort()
+    return True
 
 
 def _adopt(out: Rendered, job: HelmJob) -> None:

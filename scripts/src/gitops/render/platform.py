@@ -19,7 +19,7 @@ from gitops.findings import Finding
 from gitops.model import Repo
 from gitops.render.appset import Application
 from gitops.render.documents import Document, Rendered
-from gitops.render.helm import Alongside, HelmJob, Renderer
+from gitops.render.helm import Alongside, HelmJob, Renderer, ResultCache
 
 
 def applications(plain: list[Rendered]) -> list[tuple[Document, Application]]:
@@ -44,6 +44,7 @@ def render_platform(
     plain: list[Rendered],
     alongside: Alongside | None = None,
     check: Callable[[HelmJob, list[Finding]], list[Finding]] | None = None,
+    cache: ResultCache | None = None,
 ) -> list[Rendered]:
     """What each chart Application of ``plain`` applies. A check beside the renders (``alongside``: helm lint) and
     one of each rendered job (``check``: its values against the chart) add their findings."""
@@ -61,9 +62,10 @@ def render_platform(
                 for p in r.problems
             ]
         planned.append(r)
-    renderer.run(planned, alongside)
+    renderer.run(planned, alongside, cache)
     for r in planned:
-        if check is not None and r.job is not None and r.job.files is not None:
+        if check is not None and r.job is not None:
+            renderer.materialize(r.job)  # a render taken from the cache has not written the values files
             r.problems = check(r.job, r.problems)
         # Values problems name the platform file and line; say which Application, as for every other finding there.
         r.problems = [p if p.kind else dataclasses.replace(p, kind="Application", name=r.title) for p in r.problems]

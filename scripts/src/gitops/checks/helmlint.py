@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -91,12 +90,12 @@ def lint_batch(renderer: Renderer, jobs: list[HelmJob]) -> dict[int, str]:
     if not paths:
         return out
     first = jobs[0]
-    args = [str(renderer.helm), "lint", "--strict", "--kube-version", renderer.kube_version]
+    args = ["lint", "--strict", "--kube-version", renderer.kube_version]
     if first.namespace:
         args += ["--namespace", first.namespace]
     if first.skip_schema_validation:
         args.append("--skip-schema-validation")
-    proc = subprocess.run([*args, *paths], env=renderer.env, capture_output=True, text=True)
+    proc = renderer.batch.run([*args, *paths], renderer.workdir)
     marks = list(SECTION.finditer(proc.stdout))
     for i, m in enumerate(marks):
         job = paths.get(m.group(1).strip())
@@ -136,8 +135,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 def lint_one(renderer: Renderer, job: HelmJob) -> str:
     """`helm lint --strict` of one chart with its flags as the Application passes them; "" when clean."""
     chart_dir, values, extra = renderer.materialize(job)
-    args = [str(renderer.helm), "lint", ".", "--strict", *renderer.helm_args(job, values, extra)]
-    proc = subprocess.run(args, cwd=chart_dir, env=renderer.env, capture_output=True, text=True)
+    proc = renderer.batch.run(["lint", ".", "--strict", *renderer.helm_args(job, values, extra)], chart_dir)
     return "" if proc.returncode == 0 else proc.stdout + "\n" + proc.stderr
 
 

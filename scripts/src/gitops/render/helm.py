@@ -25,9 +25,9 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -45,6 +45,7 @@ from gitops.render import capabilities
 from gitops.render import upstream as upstream_charts
 from gitops.render.appset import Application, expand
 from gitops.render.documents import Document, EnvRender, Rendered, split_documents
+from gitops.render.helmbatch import HelmBatch
 from gitops.render.helmerrors import helm_failure
 from gitops.toolchain import ToolMissing, tool_path
 
@@ -116,6 +117,7 @@ class Renderer:
     def __init__(self, repo: Repo, workdir: Path) -> None:
         try:
             self.helm = tool_path("helm")
+            batch = tool_path("helm-batch")
         except ToolMissing as e:
             raise GitopsError(str(e)) from None
         self.repo = repo
@@ -133,6 +135,9 @@ class Renderer:
             "HELM_DATA_HOME": str(home / "data"),
             **SHORT_LIVED_GO,
         }
+        # Every helm command line of a run goes through a few helm-batch processes (see gitops.render.helmbatch).
+        self.batch = HelmBatch(batch, self.helm, self.env)
+        weakref.finalize(self, self.batch.close)
 
     # -- where sources are read ----------------------------------------------------------------------------------
 
@@ -349,7 +354,6 @@ class Renderer:
         """helm's output ("" when it failed) and the problems it reported."""
         chart_dir, values, extra = self.materialize(job)
         args = [
-            str(self.helm),
             "template",
             ".",
             "--name-template",
@@ -362,7 +366,7 @@ class Renderer:
             args.append("--include-crds")
         if job.skip_tests:
             args.append("--skip-tests")
-        proc = subprocess.run(args, cwd=chart_dir, env=self.env, capture_output=True, text=True)
+        proc = self.batch.run(args, chart_dir)
         if proc.returncode != 0:
             return "", helm_failure(self.repo, job, proc.stderr, check="render")
         return proc.stdout, []
@@ -374,7 +378,8 @@ class Renderer:
         from gitops.checks.cache import code_version, digest
 
         a = job.application
-        parts: list[str | bytes] = [code_version(), checks, str(self.helm), self.kube_version, *self.api_versions]
+        parts: list[str | bytes] = [code_version(), checks, str(self.helm), str(self.batch.batch), self.kube_version]
+        parts += self.api_versions
         parts += [json.dumps(a.manifest, sort_keys=True, default=str), a.env, a.app, a.params_file, a.appset_file]
         parts.append(self.repo.read(a.params_file) or "")
         parts += [job.chart, job.revision, job.release_name, job.namespace, job.extra_values or "\0"]

@@ -63,6 +63,10 @@ class Store:
         self.misses: dict[str, int] = {}
         self._lock = threading.Lock()  # the platform's charts are looked up from a thread of their own
 
+    def key(self, *parts: str | bytes) -> str:
+        """The key of a result computed from ``parts`` by this code."""
+        return digest(code_version(), *parts)
+
     def _path(self, kind: str, key: str) -> Path:
         return self.root / kind / key[:2] / f"{key}.json"
 

@@ -48,14 +48,12 @@ def run(targets: list[Target], workdir: Path, cache: ResultCache | None = None) 
     if cache is None:
         todo = targets
     else:
-        from gitops.checks.cache import code_version, digest
-
         # The schema folders are named for a digest of what they are generated from (toolchain.schemas): another
         # schema set is another location, so the locations stand for the set.
-        checker = digest(code_version(), str(binary), *locations)
+        checker = cache.key(str(binary), *locations)
         verdicts: dict[str, dict | None] = {}
         for t in targets:
-            key = keys[id(t)] = digest(checker, t.doc.text)
+            key = keys[id(t)] = cache.key(checker, t.doc.text)
             if key not in verdicts:
                 verdicts[key] = cache.get("kubeconform", key)
             results = (verdicts[key] or {}).get("results")

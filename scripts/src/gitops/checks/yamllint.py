@@ -14,7 +14,7 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig, YamlLintConfigError
 
 from gitops import git
-from gitops.checks.cache import Store, code_version, digest
+from gitops.checks.cache import Store
 from gitops.errors import GitopsError
 from gitops.findings import Finding
 
@@ -53,10 +53,10 @@ def start(
     keys: dict[str, str] = {}
     if cache is not None:
         conf_path = snapshot.root / CONFIG_FILE
-        setup = digest(code_version(), yamllint_version, conf_path.read_text() if conf_path.exists() else "")
+        setup = cache.key(yamllint_version, conf_path.read_text() if conf_path.exists() else "")
         todo = []
         for path, text in items:
-            key = keys[path] = digest(setup, path, text)
+            key = keys[path] = cache.key(setup, path, text)
             cached = _restore(cache.get("yamllint", key))
             if cached is not None:
                 futures.append(_done(cached))

@@ -58,7 +58,10 @@ Alongside = Callable[["Renderer", ThreadPoolExecutor, list["HelmJob"]], Callable
 
 
 class ResultCache(Protocol):
-    """Where results are kept between runs (``gitops.checks.cache.Store``): an entry is a JSON object under a key."""
+    """Where results are kept between runs (``gitops.checks.cache.Store``): an entry is a JSON object under a key
+    made of everything it was computed from (``key``, which adds the code that computed it)."""
+
+    def key(self, *parts: str | bytes) -> str: ...
 
     def get(self, kind: str, key: str) -> dict | None: ...
 
@@ -371,14 +374,12 @@ class Renderer:
             return "", helm_failure(self.repo, job, proc.stderr, check="render")
         return proc.stdout, []
 
-    def cache_key(self, job: HelmJob, checks: str) -> str:
+    def cache_key(self, cache: ResultCache, job: HelmJob, checks: str) -> str:
         """Everything a job's render (and ``checks``, the checks run beside it) depends on, as one digest: the
         chart's files, the values files, the Application and the file that parameterised it, helm and the
         Kubernetes version and capabilities it renders for, and the code that turns helm's output into findings."""
-        from gitops.checks.cache import code_version, digest
-
         a = job.application
-        parts: list[str | bytes] = [code_version(), checks, str(self.helm), str(self.batch.batch), self.kube_version]
+        parts: list[str | bytes] = [checks, str(self.helm), str(self.batch.batch), self.kube_version]
         parts += self.api_versions
         parts += [json.dumps(a.manifest, sort_keys=True, default=str), a.env, a.app, a.params_file, a.appset_file]
         parts.append(self.repo.read(a.params_file) or "")
@@ -395,7 +396,7 @@ class Renderer:
                     parts += [name, job.snapshot.read(name) or ""]
         for vf in job.value_files:
             parts += [vf.ref, vf.path, vf.snapshot.read(vf.path) or ""]
-        return digest(*parts)
+        return cache.key(*parts)
 
     # -- environments --------------------------------------------------------------------------------------------
 
@@ -429,7 +430,7 @@ class Renderer:
             if r.job is None:
                 continue
             if cache is not None:
-                key = keys[id(r)] = self.cache_key(r.job, checks)
+                key = keys[id(r)] = self.cache_key(cache, r.job, checks)
                 entry = cache.get("render", key)
                 if entry is not None and _restore(r, entry):
                     continue

@@ -88,7 +88,7 @@ class Store:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(fd, "w") as f:
-                    json.dump({"key": key, "value": value}, f)
+                    f.write(json.dumps({"key": key, "value": value}))  # dumps: C; dump to a file is pure Python
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)

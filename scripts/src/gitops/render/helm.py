@@ -21,6 +21,7 @@ note, never rendered from anything else.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import re
@@ -391,9 +392,11 @@ class Renderer:
                 parts += [str(path.relative_to(job.chart_dir)), path.read_bytes()]
         else:
             prefix = job.chart.rstrip("/") + "/"
-            for name in job.snapshot.files():
-                if name.startswith(prefix):
-                    parts += [name, job.snapshot.read(name) or ""]
+            files = job.snapshot.files()  # sorted: the chart's files are one run of them, found by bisection
+            i = bisect.bisect_left(files, prefix)
+            while i < len(files) and files[i].startswith(prefix):
+                parts += [files[i], job.snapshot.read(files[i]) or ""]
+                i += 1
         for vf in job.value_files:
             parts += [vf.ref, vf.path, vf.snapshot.read(vf.path) or ""]
         return cache.key(*parts)

@@ -94,6 +94,7 @@ EXPECTED_VERSION_TEXT = {
     "kube-scheduler": "Kubernetes {version}",
     "etcd": "etcd Version: {bare}",
     "helm": "{version}",
+    "helm-batch": "helm-batch, helm {version}",
     "kubeconform": "{version}",
     "kwok": "{bare}",
     "argocd": "{version}",

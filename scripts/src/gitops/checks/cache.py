@@ -15,6 +15,7 @@ treated as missing and written again. Nothing is ever evicted: ``rm -rf`` the fo
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -48,10 +49,19 @@ def digest(*parts: str | bytes) -> str:
 
 @cache
 def code_version() -> str:
-    """The package's version and a digest of its code: a result computed by other code is another result."""
+    """The package's version and a digest of its code (an edit in a work tree changes no version number), with the
+    versions of the libraries that parse what the tools say: a result computed by other code is another result."""
     package = Path(gitops.__file__).parent
     sources = sorted(package.rglob("*.py"))
-    return digest(FORMAT, *(str(p.relative_to(package)) + "\0" + p.read_text() for p in sources))
+    versions = [f"{name} {_version(name)}" for name in ("gitops", "PyYAML", "ruamel.yaml", "jsonschema")]
+    return digest(FORMAT, *versions, *(str(p.relative_to(package)) + "\0" + p.read_text() for p in sources))
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
 
 
 class Store:

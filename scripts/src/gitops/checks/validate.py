@@ -10,6 +10,10 @@
 4. repository rules (``gitops.rules``);
 5. with ``--live``: a server-side dry run of everything through a real API server with the platform's policies.
 
+Results are kept between runs (``gitops.checks.cache``): a render with its lint findings, a document's kubeconform
+verdict and a file's yamllint findings are taken from the cache when nothing they depend on has changed, so after a
+change to one app only that app is rendered and checked again; the findings are the same either way.
+
 Scope: with no environment named, everything. Naming environments validates those environments (their files, the
 charts they render, the repository rules about them); ``platform/`` and ``clusters/`` are checked when nothing is
 named, or when ``--changed`` files touch them.

@@ -47,7 +47,8 @@ def render_platform(
     cache: ResultCache | None = None,
 ) -> list[Rendered]:
     """What each chart Application of ``plain`` applies. A check beside the renders (``alongside``: helm lint) and
-    one of each rendered job (``check``: its values against the chart) add their findings."""
+    one of each rendered job (``check``: its values against the chart) add their findings. With a ``cache``, a render
+    (and ``alongside``'s findings) whose inputs are unchanged is taken from it; ``check`` runs every time."""
     planned = []
     for doc, app in applications(plain):
         r = renderer.plan(app)

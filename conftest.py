@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from gitops.checks.cache import ENV_VAR as VALIDATE_CACHE
 
 pytest_plugins = ["gitops_testing.plugin"]
 
@@ -29,3 +33,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if TOOLCHAIN_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.toolchain)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _validate_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`gitops validate` keeps results between runs; the tests never read the developer's (or leave theirs in it).
+    The CLI run as a subprocess inherits it. The checks' own tests start each with an empty one of their own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(VALIDATE_CACHE, str(tmp_path_factory.mktemp("validate-cache")))
+        yield

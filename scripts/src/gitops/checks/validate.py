@@ -3,11 +3,11 @@
 1. yamllint on the repo's YAML (Helm templates excluded) with ``.yamllint``;
 2. per app and environment: the chart's ``values.schema.json`` (helm checks it while rendering) and
    ``helm lint --strict``, both with the environment's overlay and the release's image; the same for each platform
-   Application of an upstream chart (``gitops.platform_apps``), whose values are checked against the chart's
+   Application of an upstream chart (``gitops.render.platform``), whose values are checked against the chart's
    default values where it has no schema (``chart-values``) — a chart that cannot be had here is named in a note;
 3. kubeconform ``-strict`` on everything rendered (apps of every environment, the ApplicationSets and the
    Applications they generate, ``platform/``, ``clusters/*/``) against the offline schemas — once, in one process;
-4. repository rules (``gitops.rules``);
+4. repository rules (``gitops.checks.rules``);
 5. with ``--live``: a server-side dry run of everything through a real API server with the platform's policies.
 
 Results are kept between runs (``gitops.checks.cache``): a render with its lint findings, a document's kubeconform
@@ -16,7 +16,7 @@ change to one app only that app is rendered and checked again; the findings are 
 
 Scope: with no environment named, everything. Naming environments validates those environments (their files, the
 charts they render, the repository rules about them); ``platform/`` and ``clusters/`` are checked when nothing is
-named, or when ``--changed`` files touch them.
+named, or when the changed files given touch them.
 """
 
 from __future__ import annotations

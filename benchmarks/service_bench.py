@@ -20,10 +20,18 @@ Prints one JSON object per line, one per figure:
   own /metrics counted) next to the requests served;
 - the same service with tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set, every trace sampled, every span exported to an
   OTLP/HTTP sink in this process): its peak /api/v1/details and PSS, and the ratios to the service with tracing off
-  (the default, which must not move: compare `details_vs_baseline` and `pss_mb` with a run before the change).
+  (the default, which must not move: compare `details_vs_baseline` and `pss_mb` with a run before the change);
+- memory as a pod runs it (`memory_*`): fresh servers — the service in kubernetes-api mode (in-cluster, against the
+  control plane), the service in local mode (no Kubernetes credentials) and the baseline — each served `--requests`
+  (200k) requests of a mix of every endpoint, each with one worker. For each, before and after the load: the total
+  PSS of master and worker (/proc/PID/smaps_rollup, read for all servers at the same moment), and their resident
+  memory counting each page once (/proc/PID/pagemap; root only): what their PSS would be if no other process on the
+  machine mapped the same files, as in a pod. PSS on a busy machine is lower, because other Python processes share
+  libpython's and OpenSSL's pages; the resident figure does not depend on them. With `--compare REV`, the service's
+  code at git revision REV is measured in kubernetes-api mode too, in the same run.
 
 Needs `wrk` (apt-get install wrk) and the control plane's binaries (`make tools`); installs nothing.
-Usage: .venv/bin/python benchmarks/service_bench.py [--check]
+Usage: .venv/bin/python benchmarks/service_bench.py [--check] [--requests N] [--compare REV]
 """
 
 from __future__ import annotations
@@ -35,14 +43,15 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +75,31 @@ def hello():
     return {"hello": "world"}
 """
 
+# The baseline gets gunicorn's defaults plus the service's worker model; no access log, no hooks.
+BASELINE_ARGS = ["--worker-class", "gthread", "--workers", "1", "--threads", "8", "bare_app:app"]
+
 TARGETS = {
     "details_vs_baseline": (">=", 0.6),
     "details_rps": (">=", 2000.0),
     "details_p99_ms_at_80pct": ("<", 10.0),
     "pss_mb": ("<=", 50.0),
+    "memory_kubernetes_api_pss_mb": ("<=", 45.0),
 }
+
+# The memory phase's request mix: every endpoint, half of the requests for the details, as probes, scrapes and
+# clients would send them.
+MIXED_PATHS = (
+    "/api/v1/details",
+    "/api/v1/healthz",
+    "/api/v1/details",
+    "/api/v1/readyz",
+    "/api/v1/details",
+    "/api/v1/version",
+    "/api/v1/details",
+    "/metrics",
+    "/api/v1/details",
+    "/api/v1/openapi.json",
+)
 
 
 @dataclass
@@ -109,10 +137,16 @@ def on_cpu(cpu: int) -> Callable[[], None]:
     return pin
 
 
+MODE_VARIABLES = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAME", "POD_NAMESPACE")
+
+
 @contextmanager
 def gunicorn(args: list[str], env: Mapping[str, str], cwd: Path, log: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
-    full_env = {**os.environ, **env, "BIND": f"127.0.0.1:{port}"}
+    # The shell's Kubernetes and tracing variables (a KUBECONFIG from `make cluster-up`, say) would change the mode
+    # of the server measured: each server gets only those `env` gives it.
+    inherited = {k: v for k, v in os.environ.items() if k not in MODE_VARIABLES and not k.startswith("OTEL_")}
+    full_env = {**inherited, **env, "BIND": f"127.0.0.1:{port}"}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(BIN / "gunicorn"), *args, "--bind", f"127.0.0.1:{port}"],
@@ -157,7 +191,57 @@ def wrk(url: str, seconds: float, connections: int, script: Path | None = None) 
     if script:
         cmd += ["-s", str(script)]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True, preexec_fn=on_cpu(1)).stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    return _wrk_result(out)
+
+
+# wrk has no request-count option: response() counts, and at the count stops the thread and leaves a marker file.
+COUNTED_LUA = """
+local paths = {%(paths)s}
+local sent, done = 0, 0
+request = function()
+  sent = sent %% #paths + 1
+  return wrk.format("GET", paths[sent])
+end
+response = function(status, headers, body)
+  done = done + 1
+  if done == %(count)d then
+    io.open("%(marker)s", "w"):close()
+    wrk.thread:stop()
+  end
+end
+"""
+
+
+def wrk_count(url: str, count: int, paths: Sequence[str], connections: int, tmp: Path) -> tuple[WrkResult, float]:
+    """Send `count` requests, taking `paths` in turn; wrk's figures and the seconds the requests took.
+
+    wrk's main thread sleeps out its duration whatever its threads do, so once the marker appears it is interrupted:
+    on SIGINT it prints its report of what was done."""
+    marker = tmp / "wrk-count-done"
+    marker.unlink(missing_ok=True)
+    script = tmp / "counted.lua"
+    quoted = ", ".join(json.dumps(path) for path in paths)
+    script.write_text(COUNTED_LUA % {"paths": quoted, "count": count, "marker": marker})
+    cmd = [shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", "-d86400s", "--latency", "-s", str(script), url]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(1))
+    begin = time.monotonic()
+    try:
+        while not marker.exists():
+            if process.poll() is not None:
+                raise SystemExit(f"wrk exited with {process.returncode} before {count} requests to {url}")
+            time.sleep(0.05)
+        seconds = time.monotonic() - begin
+        process.send_signal(signal.SIGINT)
+        out = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return _wrk_result(out), seconds
+
+
+def _wrk_result(out: str) -> WrkResult:
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.MULTILINE))  # wrk pads "1.14s "
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return WrkResult(
@@ -226,6 +310,30 @@ def pss_kb(pid: int) -> int:
     return int(re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
 
 
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_kb(pids: Sequence[int]) -> int | None:
+    """The memory `pids` hold, each physical page counted once however many of them map it: their total PSS if no
+    other process on the machine mapped the same pages — as in a pod's container, where nothing else runs Python.
+
+    Read from /proc/PID/pagemap, whose page frame numbers only root (CAP_SYS_ADMIN) sees; None without them.
+    """
+    frames: set[int] = set()
+    for pid in pids:
+        with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+            for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+                start, end = (int(bound, 16) for bound in line.split()[0].split("-"))
+                if line.endswith("[vsyscall]"):
+                    continue
+                pagemap.seek(start // PAGE * 8)
+                for (entry,) in struct.iter_unpack("Q", pagemap.read((end - start) // PAGE * 8)):
+                    if entry >> 63:  # present in RAM; bits 0-54 are the page frame number
+                        frames.add(entry & ((1 << 55) - 1))
+    frames.discard(0)
+    return len(frames) * PAGE // 1024 if frames else None
+
+
 def process_tree(pid: int) -> list[int]:
     children = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -276,11 +384,105 @@ def otlp_sink() -> Iterator[str]:
         server.server_close()
 
 
+@dataclass
+class Memory:
+    pss_kb: int
+    resident_kb: int | None
+
+
+def memory(pid: int) -> Memory:
+    pids = process_tree(pid)
+    return Memory(sum(pss_kb(p) for p in pids), resident_kb(pids))
+
+
+def exported_service(revision: str, into: Path) -> Path:
+    """The service's package as of a git revision, for PYTHONPATH (it comes before the editable install)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", revision, "apps/pod-details/src"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "apps" / "pod-details" / "src"
+
+
+def memory_phase(
+    cp: LocalControlPlane, pod: live_cluster.LivePod, tmp: Path, requests: int, connections: int, compare: str | None
+) -> None:
+    """Fresh servers with one worker each: the service in kubernetes-api and in local mode, and the baseline. Memory
+    at start, then after `requests` requests each, read for all of them at the same moment both times."""
+
+    def service(mode: str, **extra: str) -> dict[str, str]:
+        env = {"WEB_CONCURRENCY": "1", "PROMETHEUS_MULTIPROC_DIR": str(tmp / f"metrics-{mode}"), **extra}
+        if mode.startswith("kubernetes_api"):
+            env.update(live_cluster.pod_env(cp, pod, tmp / mode))
+        return env
+
+    service_args = ["--config", "python:pod_details.gunicorn_conf", "pod_details.wsgi:app"]
+    servers: dict[str, tuple[list[str], dict[str, str], Path, Sequence[str]]] = {
+        "kubernetes_api": (service_args, service("kubernetes_api"), APP, MIXED_PATHS),
+        "local": (service_args, service("local"), APP, MIXED_PATHS),
+        "baseline": (BASELINE_ARGS, {}, tmp, ("/",)),
+    }
+    if compare:
+        src = exported_service(compare, tmp / "compared")
+        servers["kubernetes_api_compared"] = (
+            service_args,
+            service("kubernetes_api_compared", PYTHONPATH=str(src)),
+            APP,
+            MIXED_PATHS,
+        )
+    with ExitStack() as stack:
+        running = {
+            name: stack.enter_context(gunicorn(args, env, cwd, tmp / f"memory-{name}.log"))
+            for name, (args, env, cwd, _) in servers.items()
+        }
+        before = {name: memory(pid) for name, (_, pid) in running.items()}
+        loads = {
+            name: wrk_count(running[name][0], requests, paths, connections, tmp)
+            for name, (_, _, _, paths) in servers.items()
+        }
+        after = {name: memory(pid) for name, (_, pid) in running.items()}
+
+    def mib(kb: int | None) -> float | None:
+        return None if kb is None else round(kb / 1024, 1)
+
+    def ratio(a: int | None, b: int | None) -> float | None:
+        return None if a is None or b is None else round(a / b, 3)
+
+    base = after["baseline"]
+    for name in servers:
+        (result, seconds), start, end = loads[name], before[name], after[name]
+        extra: dict[str, object] = {"revision": compare} if name.endswith("_compared") else {}
+        emit(
+            f"memory_{name}_pss_mb",
+            end.pss_kb / 1024,
+            "MiB",
+            **extra,
+            before_load_mb=mib(start.pss_kb),
+            resident_mb=mib(end.resident_kb),
+            resident_before_load_mb=mib(start.resident_kb),
+            requests=result.requests,
+            errors=result.errors,
+            req_per_s=round(result.requests / seconds, 1),
+        )
+        if name != "baseline":
+            emit(
+                f"memory_{name}_vs_baseline",
+                end.pss_kb / base.pss_kb,
+                "ratio",
+                **extra,
+                before_load=ratio(start.pss_kb, before["baseline"].pss_kb),
+                resident=ratio(end.resident_kb, base.resident_kb),
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10, help="length of each measured wrk run")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections for the peak runs")
     parser.add_argument("--rounds", type=int, default=3, help="peak runs per target; the best one counts")
+    parser.add_argument("--requests", type=int, default=200_000, help="requests per server in the memory phase")
+    parser.add_argument("--compare", metavar="REV", help="also measure the service's memory at this git revision")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -311,11 +513,9 @@ def main() -> int:
                 "OTEL_BSP_MAX_QUEUE_SIZE": "65536",
                 "OTEL_BSP_SCHEDULE_DELAY": "500",
             }
-            # The baseline gets gunicorn's defaults plus the service's worker model; no access log, no hooks.
-            baseline_args = ["--worker-class", "gthread", "--workers", "1", "--threads", "8", "bare_app:app"]
             with (
                 gunicorn(service_args, service_env, APP, tmp / "service.log") as (service, service_pid),
-                gunicorn(baseline_args, {}, tmp, tmp / "baseline.log") as (baseline, baseline_pid),
+                gunicorn(BASELINE_ARGS, {}, tmp, tmp / "baseline.log") as (baseline, baseline_pid),
             ):
                 best = peaks(
                     {
@@ -395,6 +595,7 @@ def main() -> int:
                         untraced_alongside_mb=round(untraced_pss, 1),
                         more_than_untraced_mb=round(traced_pss - untraced_pss, 1),
                     )
+            memory_phase(cp, pod, tmp, args.requests, args.connections, args.compare)
     return 0
 
 

@@ -1,5 +1,6 @@
-"""Real git repositories for the release tooling's tests: a copy of this monorepo (with the work tree's config as it
-is now), committed into a temporary repo, cloned afresh for every test that writes to it."""
+"""Real git repositories for the tooling's tests: a copy of this monorepo (with the work tree's config as it is now),
+committed into a temporary repo, cloned afresh for every test that writes to it; and small repositories of a few
+files, for the tests of one module."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from gitops import release, sandbox
+from gitops.model import release
+from gitops_testing import sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 # What the release tooling reads (config folders, and the lint config `gitops validate` applies); copied from the
@@ -28,15 +31,20 @@ def digest(seed: str) -> str:
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
 
-def _git(cwd: Path, *args: str, author: str = "Fixture") -> str:
+def as_author(author: str) -> dict[str, str]:
+    """The environment of a process that commits as ``author`` (author and committer)."""
     email = author.lower().replace(" ", ".") + "@example.com"
-    env = {
+    return {
         **os.environ,
         "GIT_AUTHOR_NAME": author,
         "GIT_AUTHOR_EMAIL": email,
         "GIT_COMMITTER_NAME": author,
         "GIT_COMMITTER_EMAIL": email,
     }
+
+
+def _git(cwd: Path, *args: str, author: str = "Fixture") -> str:
+    env = as_author(author)
     proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, f"git {' '.join(args)} in {cwd}: {proc.stderr}"
     return proc.stdout
@@ -74,14 +82,7 @@ class GitRepo:
 
     def gitops(self, *args: str, author: str = "Fixture") -> subprocess.CompletedProcess[str]:
         """The CLI as a user runs it: a subprocess in the repo, committing as ``author``."""
-        email = author.lower().replace(" ", ".") + "@example.com"
-        env = {
-            **os.environ,
-            "GIT_AUTHOR_NAME": author,
-            "GIT_AUTHOR_EMAIL": email,
-            "GIT_COMMITTER_NAME": author,
-            "GIT_COMMITTER_EMAIL": email,
-        }
+        env = as_author(author)
         return subprocess.run(
             [sys.executable, "-m", "gitops", *args], cwd=self.path, capture_output=True, text=True, env=env, timeout=600
         )
@@ -149,6 +150,8 @@ def seed_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This repo's history plus its current config, committed; prod given that commit's chart, as if promoted."""
     seed = tmp_path_factory.mktemp("seed") / "repo"
     _git(REPO.parent, "clone", "--quiet", str(REPO), str(seed))
+    # The tracked branch is main whatever branch this checkout is on: histories and merges are read against it.
+    _git(seed, "checkout", "--quiet", "-B", "main")
     for name in COPIED:
         if (seed / name).is_dir():
             shutil.rmtree(seed / name)
@@ -222,3 +225,34 @@ def clone_repo():
         return GitRepo(dest)
 
     return clone
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+@pytest.fixture
+def small_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], Path]:
+    """Factory: ``small_repo(files)`` is a new git repository holding ``files`` ({path: text}) in one commit on
+    ``main``. The test's own git commands (and the tooling's) then commit as a fixed identity."""
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "Fixture")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "fixture@example.com")
+
+    def make(files: dict[str, str]) -> Path:
+        root = tmp_path / "repo"
+        _git(tmp_path, "init", "--quiet", "-b", "main", str(root))
+        write_files(root, files)
+        _git(root, "add", "-A")
+        _git(root, "commit", "--quiet", "-m", "fixture")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def write() -> Callable[[Path, dict[str, str]], None]:
+    """``write(root, files)``: write ``files`` ({path: text}) under ``root``, making folders as needed."""
+    return write_files

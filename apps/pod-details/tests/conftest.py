@@ -1,6 +1,6 @@
 """Fixtures that start real processes and always stop them, even when a test fails: gunicorn, kube-apiserver (the
-session's, from the `gitops.testing` plugin, or a test's own when it stops it), and the one stand-in left for what a
-real apiserver cannot do on demand (misbehaving_apiserver.py)."""
+session's `kube_cluster` from the repository's pytest plugin `gitops_testing.plugin`, or a test's own when it stops
+it), and the one stand-in left for what a real apiserver cannot do on demand (misbehaving_apiserver.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pod_details_support import live_cluster, misbehaving_apiserver
 from pod_details_support.gunicorn_process import Server, start_gunicorn
 
-from gitops.cluster import LocalControlPlane
+from gitops_testing.plugin import ControlPlane
 
 
 @pytest.fixture
@@ -41,17 +41,16 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 
 @pytest.fixture
-def live_pod(kube_cluster: LocalControlPlane) -> Iterator[live_cluster.LivePod]:
+def live_pod(kube_cluster: ControlPlane) -> Iterator[live_cluster.LivePod]:
     """A namespace on the session's real apiserver with the chart's RBAC and a Pod to read."""
     with live_cluster.deployed(kube_cluster.kubeconfig) as pod:
         yield pod
 
 
 @pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[LocalControlPlane]:
+def own_cluster(control_plane: Callable[[], ControlPlane]) -> ControlPlane:
     """A control plane of the test's own, for tests that stop it; stopped (again) and removed afterwards."""
-    with LocalControlPlane(tmp_path / "control-plane") as cp:
-        yield cp
+    return control_plane()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from pod_details_support.live_cluster import LivePod
 from pod_details_support.misbehaving_apiserver import pod_object
 
-from gitops.cluster import LocalControlPlane
+from gitops_testing.plugin import ControlPlane
 from pod_details import kube
 from pod_details.app import create_app
 from pod_details.details import details_of
@@ -304,7 +304,7 @@ def test_the_factory_builds_independent_apps() -> None:
     assert 'route="/api/v1/healthz"' not in b.test_client().get("/metrics").text
 
 
-def test_factory_connects_with_the_settings(tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod) -> None:
+def test_factory_connects_with_the_settings(tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod) -> None:
     # Outside a pod: a kubeconfig for the real apiserver holding a token of the chart's ServiceAccount.
     kubeconfig = kube_cluster.token_kubeconfig(tmp_path / "kubeconfig", live_pod.token(kube_cluster.kubeconfig))
     env = {"KUBECONFIG": str(kubeconfig), "POD_NAME": live_pod.name, "POD_NAMESPACE": live_pod.namespace}

@@ -9,11 +9,11 @@ from pathlib import Path
 from pod_details_support.gunicorn_process import Server, tool
 from pod_details_support.live_cluster import LivePod, pod_env
 
-from gitops.cluster import LocalControlPlane
+from gitops_testing.plugin import ControlPlane
 
 
 def test_schemathesis_finds_nothing(
-    serve: Callable[..., Server], kube_cluster: LocalControlPlane, live_pod: LivePod, tmp_path: Path
+    serve: Callable[..., Server], kube_cluster: ControlPlane, live_pod: LivePod, tmp_path: Path
 ) -> None:
     # In a pod's setting behind a real apiserver, so /details answers with the full kubernetes-api shape, and two
     # workers as deployed.

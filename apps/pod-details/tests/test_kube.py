@@ -7,7 +7,7 @@ from pod_details_support.gunicorn_process import free_port
 from pod_details_support.live_cluster import CONTAINERS, LABELS, OWNER, LivePod, pod_env
 from pod_details_support.misbehaving_apiserver import MisbehavingApiserver, pod_object
 
-from gitops.cluster import LocalControlPlane
+from gitops_testing.plugin import ControlPlane
 from pod_details import kube
 from pod_details.settings import PodIdentity, Settings
 
@@ -69,15 +69,49 @@ def test_no_credentials_means_no_client_and_says_why(tmp_path: Path) -> None:
     assert "no Kubernetes credentials" in access.reason and "KUBECONFIG" in access.reason
 
 
+def service_account_mount(sa_dir: Path, ca: bytes | None = None) -> None:
+    """A token, a CA bundle (certifi's, a real PEM file, unless `ca` is given) and a namespace, as a pod has them."""
+    import certifi
+
+    (sa_dir / "token").write_text("t0k3n")
+    (sa_dir / "ca.crt").write_bytes(Path(certifi.where()).read_bytes() if ca is None else ca)
+    (sa_dir / "namespace").write_text("shop\n")
+
+
+IN_CLUSTER_ENV = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443", "HOSTNAME": "web-1"}
+
+
 def test_in_cluster_when_service_host_and_token_exist(tmp_path: Path) -> None:
-    (tmp_path / "token").write_text("t0k3n")
-    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
-    (tmp_path / "namespace").write_text("shop\n")
-    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443", "HOSTNAME": "web-1"}
-    access = kube.connect(settings(tmp_path, **env))
+    service_account_mount(tmp_path)
+    access = kube.connect(settings(tmp_path, **IN_CLUSTER_ENV))
     assert access.mode == "in-cluster" and access.reason is None and access.client is not None
     # Without the Downward API the pod is found by its hostname and the service account's namespace.
     assert (access.client.name, access.client.namespace) == ("web-1", "shop")
+
+
+def test_in_cluster_ipv6_service_host_is_bracketed(tmp_path: Path) -> None:
+    service_account_mount(tmp_path)
+    access = kube.connect(settings(tmp_path, **{**IN_CLUSTER_ENV, "KUBERNETES_SERVICE_HOST": "fd00:10:96::1"}))
+    assert access.client is not None, access.reason
+    assert access.client._url == "https://[fd00:10:96::1]:443/api/v1/namespaces/shop/pods/web-1"
+
+
+@pytest.mark.parametrize(
+    ("ca", "env", "expected"),
+    [
+        (b"-----BEGIN CERTIFICATE-----\n", {}, "/ca.crt: expected the cluster's CA certificates in PEM: SSLError"),
+        (None, {"KUBERNETES_SERVICE_PORT": ""}, "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must both be set"),
+    ],
+)
+def test_broken_in_cluster_configuration_is_a_reason_naming_what_is_wrong(
+    tmp_path: Path, ca: bytes | None, env: dict[str, str], expected: str
+) -> None:
+    service_account_mount(tmp_path, ca)
+    access = kube.connect(settings(tmp_path, **{**IN_CLUSTER_ENV, **env}))
+    assert access.mode == "in-cluster" and access.client is None
+    assert (
+        access.reason.startswith(f"cannot load in-cluster configuration ({tmp_path}): ") and expected in access.reason
+    )
 
 
 def test_in_cluster_without_token_is_not_in_cluster(tmp_path: Path) -> None:
@@ -85,7 +119,7 @@ def test_in_cluster_without_token_is_not_in_cluster(tmp_path: Path) -> None:
     assert access.mode == "none"
 
 
-def test_kubeconfig_needs_the_pod_name(tmp_path: Path, kube_cluster: LocalControlPlane) -> None:
+def test_kubeconfig_needs_the_pod_name(tmp_path: Path, kube_cluster: ControlPlane) -> None:
     access = kube.connect(settings(tmp_path, KUBECONFIG=str(kube_cluster.kubeconfig)))
     assert access.mode == "kubeconfig" and access.client is None
     assert access.reason == "POD_NAME and POD_NAMESPACE must be set (Downward API) to read the pod"
@@ -104,7 +138,7 @@ def in_cluster_client(env: dict[str, str], timeout: str = "2") -> kube.PodClient
 
 
 def test_in_cluster_reads_its_pod_from_the_apiserver_with_the_mounted_token(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
 ) -> None:
     # No Downward API variables: the pod is found by its hostname and the service account mount's namespace.
     env = pod_env(kube_cluster, live_pod, tmp_path)
@@ -116,7 +150,7 @@ def test_in_cluster_reads_its_pod_from_the_apiserver_with_the_mounted_token(
 
 
 def test_a_token_the_apiserver_rejects_is_unauthorized(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
 ) -> None:
     client = in_cluster_client(pod_env(kube_cluster, live_pod, tmp_path, token="not-a-token"))
     with pytest.raises(kube.FetchError) as caught:
@@ -125,7 +159,7 @@ def test_a_token_the_apiserver_rejects_is_unauthorized(
 
 
 def test_without_the_rolebinding_reading_is_forbidden(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
 ) -> None:
     client = in_cluster_client(pod_env(kube_cluster, live_pod, tmp_path))
     live_pod.revoke()
@@ -138,7 +172,7 @@ def test_without_the_rolebinding_reading_is_forbidden(
     )
 
 
-def test_missing_pod_is_not_found(tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod) -> None:
+def test_missing_pod_is_not_found(tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod) -> None:
     env = pod_env(kube_cluster, live_pod, tmp_path)
     with pytest.raises(kube.FetchError) as caught:
         in_cluster_client({**env, "POD_NAME": "gone"}).read_pod()
@@ -174,9 +208,7 @@ def test_an_apiserver_that_never_answers_times_out_within_the_bound(
     assert caught.value.outcome == "timeout" and "no answer within 0.3s" in caught.value.reason
 
 
-def test_nothing_listening_is_a_connection_error(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
-) -> None:
+def test_nothing_listening_is_a_connection_error(tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod) -> None:
     # The real credentials, a port where no apiserver listens. (A stopped apiserver: test_kubernetes_live.py.)
     env = pod_env(kube_cluster, live_pod, tmp_path)
     with pytest.raises(kube.FetchError) as caught:
@@ -185,34 +217,81 @@ def test_nothing_listening_is_a_connection_error(
 
 
 def test_in_cluster_refuses_an_apiserver_its_ca_does_not_sign(
-    tmp_path: Path, kube_cluster: LocalControlPlane, live_pod: LivePod
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod, unrelated_ca: Path
 ) -> None:
-    from gitops.cluster import pki
-
     env = pod_env(kube_cluster, live_pod, tmp_path)
-    other = pki.generate(tmp_path / "other-pki")
-    (Path(env["KUBE_SERVICE_ACCOUNT_DIR"]) / "ca.crt").write_bytes(other.ca_cert.read_bytes())
+    (Path(env["KUBE_SERVICE_ACCOUNT_DIR"]) / "ca.crt").write_bytes(unrelated_ca.read_bytes())
     with pytest.raises(kube.FetchError) as caught:
         in_cluster_client(env).read_pod()
     assert caught.value.outcome == "tls_error" and "CERTIFICATE_VERIFY_FAILED" in caught.value.reason
 
 
-def test_the_client_loads_without_the_whole_kubernetes_package() -> None:
-    """In a fresh interpreter, the in-cluster client imports three modules of the package, not its helpers."""
+def test_in_cluster_reads_the_token_again_for_every_call(
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
+) -> None:
+    """The kubelet rotates the projected token by replacing the file; the next call must send the new one."""
+    env = pod_env(kube_cluster, live_pod, tmp_path)
+    token = Path(env["KUBE_SERVICE_ACCOUNT_DIR"]) / "token"
+    client = in_cluster_client(env)
+    assert client.read_pod()["name"] == live_pod.name
+    token.write_text("revoked-and-rotated-away")
+    with pytest.raises(kube.FetchError) as caught:
+        client.read_pod()
+    assert caught.value.outcome == "unauthorized"
+    token.write_text(live_pod.token(kube_cluster.kubeconfig))
+    assert client.read_pod()["name"] == live_pod.name
+    token.unlink()
+    with pytest.raises(kube.FetchError) as caught:
+        client.read_pod()
+    missing = f"no credentials: FileNotFoundError: [Errno 2] No such file or directory: '{token}'"
+    assert caught.value.outcome == "error" and missing in caught.value.reason
+
+
+def test_kubeconfig_reads_its_pod_through_the_kubernetes_client(
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
+) -> None:
+    """Outside a pod the `kubernetes` client loads the kubeconfig and builds the TLS pool: the parts of its API this
+    service relies on (`load_kube_config` into a `Configuration`, `RESTClientObject(...).pool_manager`,
+    `auth_settings()`) are all on this path, so a client release that changes them fails here, by name."""
+    kubeconfig = kube_cluster.token_kubeconfig(tmp_path / "token.kubeconfig", live_pod.token(kube_cluster.kubeconfig))
+    env = {"KUBECONFIG": str(kubeconfig), "POD_NAME": live_pod.name, "POD_NAMESPACE": live_pod.namespace}
+    access = kube.connect(settings(tmp_path, **env))
+    assert access.mode == "kubeconfig" and access.client is not None, access.reason
+    pod = access.client.read_pod()
+    assert (pod["name"], pod["namespace"], pod["service_account"]) == (live_pod.name, live_pod.namespace, "pod-details")
+    live_pod.revoke()
+    with pytest.raises(kube.FetchError) as caught:
+        access.client.read_pod()
+    assert caught.value.outcome == "forbidden"
+
+
+def test_in_cluster_loads_nothing_of_the_kubernetes_package(
+    tmp_path: Path, kube_cluster: ControlPlane, live_pod: LivePod
+) -> None:
+    """In a fresh interpreter, reading the pod in-cluster imports no module of the `kubernetes` package (its
+    `__init__` would load the whole client)."""
+    import json
+    import os
     import subprocess
     import sys
 
     code = (
-        "import sys; from pod_details import kube; kube._kubernetes_modules(); "
-        "print(sorted(m for m in sys.modules if m.startswith(('kubernetes', 'pydantic', 'yaml', 'requests'))))"
+        "import json, sys\n"
+        "from pod_details import kube\n"
+        "from pod_details.settings import Settings\n"
+        "access = kube.connect(Settings.from_env())\n"
+        "pod = access.client.read_pod()\n"
+        "print(json.dumps({'pod': pod['name'], 'modules': sorted(sys.modules)}))\n"
     )
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for heavy in (
-        "'kubernetes.dynamic",
-        "'kubernetes.watch",
-        "'pydantic",
-        "'requests",
-        "'kubernetes.config.kube_config",
-    ):
-        assert heavy not in loaded, loaded
-    assert "'kubernetes.client.rest'" in loaded and "'kubernetes'" not in loaded
+    # Nothing of the shell's environment (a KUBECONFIG would change the mode) but where Python finds the package.
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        **pod_env(kube_cluster, live_pod, tmp_path),
+    }
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    loaded = json.loads(run.stdout)
+    assert loaded["pod"] == live_pod.name
+    assert "urllib3" in loaded["modules"]
+    assert [m for m in loaded["modules"] if m.split(".")[0] in ("kubernetes", "pydantic", "yaml", "requests")] == []

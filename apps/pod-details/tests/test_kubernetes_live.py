@@ -1,8 +1,8 @@
 """The service as deployed in a pod, against a real kube-apiserver: in-cluster credentials (a ServiceAccount token
 from the TokenRequest API, the cluster's CA), the chart's own RBAC, and what happens when either goes away.
 
-`kube_cluster` (a `gitops.cluster.LocalControlPlane` running etcd and kube-apiserver for the session) comes from the
-repository's `gitops.testing` pytest plugin; `live_pod` and `own_cluster` from conftest.py.
+`kube_cluster` (a `ControlPlane` running etcd and kube-apiserver for the session) comes from the
+repository's pytest plugin `gitops_testing.plugin`; `live_pod` and `own_cluster` from conftest.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import requests
 from pod_details_support.gunicorn_process import Server
 from pod_details_support.live_cluster import CONTAINERS, LABELS, OWNER, LivePod, deployed, pod_env
 
-from gitops.cluster import LocalControlPlane
+from gitops_testing.plugin import ControlPlane
 
 Serve = Callable[..., Server]
 
@@ -44,7 +44,7 @@ def api_calls(server: Server, outcome: str) -> float:
 
 
 def test_in_cluster_details_from_a_real_apiserver_with_the_charts_rbac(
-    serve: Serve, kube_cluster: LocalControlPlane, live_pod: LivePod, tmp_path: Path
+    serve: Serve, kube_cluster: ControlPlane, live_pod: LivePod, tmp_path: Path
 ) -> None:
     server = serve(pod_env(kube_cluster, live_pod, tmp_path), workers=2)
     # The master read the pod before forking, so even the first answer of each worker comes from the API.
@@ -59,7 +59,7 @@ def test_in_cluster_details_from_a_real_apiserver_with_the_charts_rbac(
 
 
 def test_stale_while_the_rolebinding_is_gone_then_fresh_again(
-    serve: Serve, kube_cluster: LocalControlPlane, live_pod: LivePod, tmp_path: Path
+    serve: Serve, kube_cluster: ControlPlane, live_pod: LivePod, tmp_path: Path
 ) -> None:
     server = serve({**pod_env(kube_cluster, live_pod, tmp_path), "CACHE_TTL_SECONDS": "1"})
     wait_for(server, lambda b: b["source"] == "kubernetes-api", 20, "details from the API")
@@ -77,7 +77,7 @@ def test_stale_while_the_rolebinding_is_gone_then_fresh_again(
 
 
 def test_stopped_apiserver_serves_stale_details_within_the_timeout(
-    serve: Serve, own_cluster: LocalControlPlane, tmp_path: Path
+    serve: Serve, own_cluster: ControlPlane, tmp_path: Path
 ) -> None:
     timeout, bound = 1.0, 2.0
     with deployed(own_cluster.kubeconfig) as live_pod:

@@ -23,7 +23,7 @@ from pod_details_support.faulty_wsgi import FAULT
 from pod_details_support.gunicorn_process import Server
 from pod_details_support.live_cluster import LivePod, pod_env
 
-from gitops.cluster import LocalControlPlane
+from gitops_testing.plugin import ControlPlane
 
 JOB = chart.RELEASE  # the Service's name, which the chart's rules select on
 LABELS = {"namespace": chart.NAMESPACE, "job": JOB}
@@ -35,7 +35,7 @@ CLUSTER_METRICS = re.compile(r"\b(container_\w+|kube_pod_\w+)\{")
 
 @pytest.fixture
 def scraped(
-    serve: Callable[..., Server], kube_cluster: LocalControlPlane, live_pod: LivePod, tmp_path: Path
+    serve: Callable[..., Server], kube_cluster: ControlPlane, live_pod: LivePod, tmp_path: Path
 ) -> Iterator[tuple[Server, prometheus.Prometheus]]:
     env = {**pod_env(kube_cluster, live_pod, tmp_path), "CACHE_TTL_SECONDS": "1"}
     server = serve(env, workers=2, app="pod_details_support.faulty_wsgi:app")

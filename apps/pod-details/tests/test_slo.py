@@ -12,18 +12,24 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from pod_details_support import chart
 
-from gitops.toolchain import tool_path
+from gitops_testing.plugin import pinned_tool_path
 from pod_details.metrics import LATENCY_BUCKETS
+
+# The rules are rendered with the pinned helm and checked with the pinned promtool.
+pytestmark = pytest.mark.toolchain
 
 RULE_TESTS = Path(__file__).resolve().parent / "rules" / "slo.test.yaml"
 RUNBOOK = chart.PROJECT.parents[1] / "docs" / "runbook.md"
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(tool_path("promtool")), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(pinned_tool_path("promtool")), *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_rules_pass_promtool_check_and_unit_tests(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from pod_details_support.gunicorn_process import Server
 from pod_details_support.live_cluster import LivePod, pod_env
 from pod_details_support.misbehaving_apiserver import MisbehavingApiserver
 
-from gitops.cluster import LocalControlPlane
+from gitops_testing.plugin import ControlPlane
 from pod_details.app import WARM_UP_PATHS
 
 Serve = Callable[..., Server]
@@ -71,7 +71,7 @@ def log_line(server: Server, predicate: Callable[[dict[str, object]], bool], wha
 
 def test_a_request_and_its_kubernetes_call_are_one_trace(
     serve: Serve,
-    kube_cluster: LocalControlPlane,
+    kube_cluster: ControlPlane,
     live_pod: LivePod,
     receiver: otlp_receiver.Receiver,
     tmp_path: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -21,8 +22,16 @@ class Group(click.Group):
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """GitOps monorepo tooling: toolchain, local control plane, render, validate, promote."""
+@click.option(
+    "--repo",
+    "repo_path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The clone of the monorepo to work on (default: the git work tree containing the current directory).",
+)
+@click.pass_context
+def main(ctx: click.Context, repo_path: Path | None) -> None:
+    """GitOps monorepo tooling: render, validate, promote, roll back, audit; new apps; the pinned toolchain."""
+    ctx.obj = {"repo": repo_path}
 
 
 def _register() -> None:

@@ -7,6 +7,7 @@ large and machine-written, go through PyYAML instead (see ``load_manifests``).
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import yaml
@@ -118,3 +119,22 @@ def load_fast(text: str) -> Any:
 def dump(data: Any) -> str:
     """Block-style YAML in the key order given, the way a person would write it."""
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)
+
+
+def round_trip_dump(data: Any) -> str:
+    """``data`` written the way `round_trip` reads it: comments and quoting kept, the repository's indentation."""
+    out = io.StringIO()
+    round_trip().dump(data, out)
+    return out.getvalue()
+
+
+def commented(node: Any) -> Any:
+    """Plain dicts and lists as ruamel nodes, so they dump in the given order and the repository's indentation."""
+    if isinstance(node, dict):
+        out = CommentedMap()
+        for k, v in node.items():
+            out[k] = commented(v)
+        return out
+    if isinstance(node, list):
+        return CommentedSeq([commented(v) for v in node])
+    return node

@@ -66,9 +66,10 @@ def warm_up(app: Flask) -> None:
     """Serve one request of each kind inside this process, then drop any connection the Kubernetes client opened.
 
     Run in the gunicorn master before it forks: everything a first request initialises lazily — modules imported on
-    first use, routing and JSON caches, the TLS context and the first read of the pod — then lives in memory that
-    workers share instead of each building a private copy. Workers also start with the pod already cached. These
-    requests are not client traffic: they are neither logged nor counted (the one Kubernetes API call is).
+    first use, routing and JSON caches, OpenSSL's state for a first handshake and the first read of the pod — then
+    lives in memory that workers share instead of each building a private copy. Workers also start with the pod
+    already cached. These requests are not client traffic: they are neither logged nor counted (the one Kubernetes
+    API call is).
     """
     client = app.test_client()
     for path in WARM_UP_PATHS:

@@ -5,11 +5,11 @@ work at import — in the master, before the app is loaded:
 
 - Validates the settings and exits 2 with a one-line message naming the bad variable (no traceback, no bind).
 - Points prometheus_client at a fresh multiprocess directory under /tmp before anything imports it.
-- Preloads the app in the master (`preload_app`): the app factory, the Kubernetes client import and the drain flag
-  are created once and shared with workers copy-on-write, and `app.warm_up()` serves one request of each kind
-  there, so workers start with the pod already read (that first API call delays start by at most
-  KUBE_TIMEOUT_SECONDS). `gc.freeze()` before fork keeps the collector from writing to (and so copying) those
-  shared pages in every worker.
+- Preloads the app in the master (`preload_app`): the app factory, the Kubernetes client (urllib3 and the TLS
+  context holding the cluster CA) and the drain flag are created once and shared with workers copy-on-write, and
+  `app.warm_up()` serves one request of each kind there, so workers start with the pod already read (that first API
+  call delays start by at most KUBE_TIMEOUT_SECONDS). `gc.freeze()` before fork keeps the collector from writing to
+  (and so copying) those shared pages in every worker.
 - With tracing switched on by OTEL_* variables, starts each worker's span exporter after fork (its thread would not
   survive the fork) and flushes it when the worker exits; see tracing.py.
 - Hooks the master's SIGTERM so readiness goes off and traffic drains before gunicorn's graceful stop; see

@@ -1,31 +1,29 @@
 """The Kubernetes API client: how to reach the apiserver, and reading this pod from it.
 
-Memory matters here (the pod's budget is 50 MB for master and workers together). Importing the `kubernetes`
-package whole costs ~16 MB per pod: its `__init__` imports every helper (dynamic client, watch, stream, leader
-election, informers, YAML utils) and the config loaders pull in pydantic, requests and oauthlib. The one call this
-service makes needs three modules of it: the client `Configuration`, the REST layer (urllib3 with the client's TLS
-and auth settings), and — in a pod — the in-cluster config loader. So:
+Two ways in, one request (docs/adr/0007-in-cluster-access-without-the-kubernetes-package.md says why):
 
-- `_kubernetes_modules()` imports just those, with the package `__init__` files of `kubernetes`,
-  `kubernetes.config` and `kubernetes.utils` skipped while it does (see there). The heavier kubeconfig loader is
-  imported only when KUBECONFIG is set, i.e. outside a pod.
-- The pod is fetched as raw JSON through the REST layer and summarised here, never deserialised into models.
-- Under gunicorn this happens once in the master (preload_app); workers share the pages.
+- In a pod, the kubelet's in-cluster contract, spoken over urllib3: the apiserver at
+  https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, its certificate verified against the mounted `ca.crt`, the
+  mounted `token` as a bearer token — read again for every call, because the kubelet rotates it. Nothing of the
+  `kubernetes` package is imported: any import of it runs its `__init__`, which loads the whole client (~14 MB a
+  process), and the one GET this service makes needs none of it.
+- Outside a pod (KUBECONFIG set), the `kubernetes` client, through its public API, loads the kubeconfig (contexts,
+  client certificates, exec and OIDC credential plugins, proxies) and builds the urllib3 pool that carries the same
+  request. Memory does not matter there.
+
+The TLS context, with the cluster CA loaded, is built once: under gunicorn in the master (preload_app), so workers
+share it instead of each loading the CA at every new connection. The pod is fetched as raw JSON and summarised here,
+never deserialised into models.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import logging
 import socket
-import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +36,9 @@ POD_PATH = "/api/v1/namespaces/{namespace}/pods/{name}"
 
 Pod = dict[str, Any]
 """A pod summarised to the fields the details endpoint reports (see `summarise_pod`)."""
+
+Credentials = Callable[[], dict[str, str]]
+"""Returns the headers that authenticate one request; called for every request, so a rotated credential is used."""
 
 
 class FetchError(SourceError):
@@ -60,51 +61,62 @@ class Access:
     reason: str | None
 
 
-class PodClient:
-    """Reads one pod through the client's REST layer, with a `kubernetes.client.Configuration` (host, TLS, auth)."""
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the apiserver is and how to talk to it: its URL, a urllib3 pool with its TLS settings, credentials."""
 
-    def __init__(self, configuration: Any, namespace: str, name: str, timeout_seconds: float) -> None:
-        rest = _kubernetes_modules()["rest"]
-        self._configuration = configuration
-        self._rest = rest.RESTClientObject(configuration)
+    server: str
+    pool: Any  # urllib3.PoolManager: urllib3 is imported only when there is an apiserver to reach
+    credentials: Credentials
+
+
+class PodClient:
+    """Reads one pod with a GET through the endpoint's urllib3 pool."""
+
+    def __init__(self, endpoint: Endpoint, namespace: str, name: str, timeout_seconds: float) -> None:
+        import urllib3
+
+        self._pool = endpoint.pool
+        self._credentials = endpoint.credentials
         self.namespace = namespace
         self.name = name
-        self._timeout = timeout_seconds
-        self._url = configuration.host + POD_PATH.format(namespace=quote(namespace, safe=""), name=quote(name, safe=""))
+        self._timeout_seconds = timeout_seconds
+        # A total timeout: connect + read together stay under it, so a slow apiserver holds at most one thread per
+        # process for at most this long. (A bare number would bound connect and each read separately.)
+        self._timeout = urllib3.Timeout(total=timeout_seconds)
+        self._url = endpoint.server + POD_PATH.format(namespace=quote(namespace, safe=""), name=quote(name, safe=""))
 
     def close_connections(self) -> None:
         """Close pooled connections: a process about to fork must not hand the same socket to its children."""
-        self._rest.pool_manager.clear()
+        self._pool.clear()
 
     def read_pod(self) -> Pod:
         """GET the pod as JSON and summarise it; raise FetchError with an outcome label on any failure."""
         import urllib3.exceptions
 
         url = self._url
-        headers = {"Accept": "application/json", "User-Agent": "pod-details"}
-        # auth_settings() runs the loader's refresh hook: a rotated service account token is re-read from its file.
-        auth = self._configuration.auth_settings().get("BearerToken")
-        if auth:
-            headers[auth["key"]] = auth["value"]
         try:
-            # A single number is urllib3's *total* timeout: connect + read together stay under it, so a slow
-            # apiserver holds at most one thread per process for at most this long.
-            response = self._rest.request("GET", url, headers=headers, _request_timeout=self._timeout)
-            try:
-                raw = response.read()
-            finally:
-                response.response.release_conn()
+            credentials = self._credentials()
+        except Exception as exc:  # an exec credential plugin can fail in any way; the token file can be gone
+            raise FetchError("error", f"GET {url}: no credentials: {_describe(exc)}") from exc
+        headers = {"Accept": "application/json", "User-Agent": "pod-details", **credentials}
+        try:
+            # urllib3 retries three times by default, each with the full timeout; the cache already retries after
+            # its TTL. Without retries urllib3 raises the error itself, not a MaxRetryError around it.
+            response = self._pool.request(
+                "GET", url, headers=headers, timeout=self._timeout, retries=False, redirect=False
+            )
+        except urllib3.exceptions.SSLError as exc:  # the certificate is not the cluster CA's, or the handshake failed
+            raise FetchError("tls_error", f"GET {url}: {_describe(exc)}") from exc
         except urllib3.exceptions.NewConnectionError as exc:  # refused, unresolvable: a subclass of TimeoutError
             raise FetchError("connection_error", f"GET {url}: {_describe(exc)}") from exc
         except urllib3.exceptions.TimeoutError as exc:
             raise FetchError(
-                "timeout", f"GET {url}: no answer within {self._timeout:g}s ({type(exc).__name__})"
+                "timeout", f"GET {url}: no answer within {self._timeout_seconds:g}s ({type(exc).__name__})"
             ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise FetchError("connection_error", f"GET {url}: {_describe(exc)}") from exc
-        except Exception as exc:  # the REST layer reports TLS failures as an ApiException with status 0
-            outcome = "tls_error" if "SSL" in str(getattr(exc, "reason", "")) else "error"
-            raise FetchError(outcome, f"GET {url}: {_describe(exc)}") from exc
+        raw = response.data
         if response.status != 200:
             raise FetchError(_outcome(response.status), f"GET {url}: {response.status} {_status_message(raw)}")
         try:
@@ -136,8 +148,8 @@ def connect(settings: Settings) -> Access:
     if not name or not namespace:
         return Access(mode, None, "POD_NAME and POD_NAMESPACE must be set (Downward API) to read the pod")
     try:
-        configuration = _configuration(settings, mode)
-        client = PodClient(configuration, namespace, name, settings.kube_timeout_seconds)
+        endpoint = from_kubeconfig(settings.kubeconfig) if settings.kubeconfig else in_cluster(env, sa_dir)
+        client = PodClient(endpoint, namespace, name, settings.kube_timeout_seconds)
     except Exception as exc:  # a broken kubeconfig is reported, not fatal: readiness must not depend on it
         where = f"KUBECONFIG={settings.kubeconfig}" if mode == "kubeconfig" else f"in-cluster configuration ({sa_dir})"
         return Access(mode, None, f"cannot load {where}: {_describe(exc)}")
@@ -158,62 +170,63 @@ def _target(pod: PodIdentity, env: Mapping[str, str], mode: str, sa_dir: Path) -
     return name, namespace
 
 
-def _configuration(settings: Settings, mode: str) -> Any:
-    modules = _kubernetes_modules()
-    configuration = modules["configuration"].Configuration()
-    if mode == "kubeconfig":
-        from kubernetes.config import kube_config  # heavier (YAML, OAuth, pydantic); only outside a pod
+@dataclass(frozen=True)
+class ServiceAccountToken:
+    """The bearer token the kubelet projects into the pod. Read at every call: the kubelet replaces the file before
+    the token expires (by default within an hour), and a process that kept the first one would start getting 401s."""
 
-        kube_config.load_kube_config(
-            config_file=settings.kubeconfig, client_configuration=configuration, persist_config=False
-        )
-    else:
-        sa_dir = settings.service_account_dir
-        modules["incluster_config"].InClusterConfigLoader(
-            token_filename=str(sa_dir / "token"), cert_filename=str(sa_dir / "ca.crt"), environ=settings.environ
-        ).load_and_set(configuration)
-    # urllib3 retries three times by default, each with the full timeout; the cache already retries after its TTL.
-    configuration.retries = False
-    return configuration
+    path: Path
+
+    def __call__(self) -> dict[str, str]:
+        token = self.path.read_text().strip()
+        if not token:
+            raise ValueError(f"{self.path} is empty: expected a service account token")
+        return {"Authorization": f"Bearer {token}"}
 
 
-# The packages whose __init__ is skipped: each only re-exports its submodules, importing all of them.
-_SKIPPED_INITS = ("kubernetes", "kubernetes.config", "kubernetes.utils")
+def in_cluster(env: Mapping[str, str], sa_dir: Path) -> Endpoint:
+    """The apiserver as the kubelet describes it to every pod — what client-go's `rest.InClusterConfig` reads.
 
-
-def _kubernetes_modules() -> dict[str, ModuleType]:
-    """Import the three submodules the service uses, without the package `__init__` files that import everything.
-
-    While importing, each skipped package is an empty module object made from its own import spec — the same
-    `__path__`, so its submodules load normally. Afterwards the placeholders are removed from `sys.modules`, so any
-    later `import kubernetes` elsewhere in the process runs the real `__init__` and finds these submodules already
-    loaded. Submodules that were already imported (the whole package, say) are simply reused.
+    The service host and port variables, the token and the CA bundle of the service account mount. A missing or
+    unreadable piece raises here, at start, naming the variable or file.
     """
-    names = {
-        "configuration": "kubernetes.client.configuration",
-        "rest": "kubernetes.client.rest",
-        "incluster_config": "kubernetes.config.incluster_config",
-    }
-    with _without_package_inits(_SKIPPED_INITS):
-        return {key: importlib.import_module(name) for key, name in names.items()}
+    import ssl
 
+    import urllib3
 
-@contextmanager
-def _without_package_inits(packages: tuple[str, ...]) -> Iterator[None]:
-    placeholders: dict[str, ModuleType] = {}
+    host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        raise ValueError("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must both be set")
+    token = ServiceAccountToken(sa_dir / "token")
+    token()
+    ca = sa_dir / "ca.crt"
     try:
-        for name in packages:
-            if name in sys.modules:
-                continue
-            spec = importlib.util.find_spec(name)
-            if spec is None:
-                raise ModuleNotFoundError(f"the kubernetes client is not installed ({name})")
-            placeholders[name] = sys.modules[name] = importlib.util.module_from_spec(spec)
-        yield
-    finally:
-        for name, module in placeholders.items():
-            if sys.modules.get(name) is module:
-                del sys.modules[name]
+        # Certificate and host name verified (CERT_REQUIRED, check_hostname), TLS 1.2 or later.
+        context = ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"{ca}: expected the cluster's CA certificates in PEM: {_describe(exc)}") from exc
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return Endpoint(server, urllib3.PoolManager(ssl_context=context, retries=False), token)
+
+
+def from_kubeconfig(path: str) -> Endpoint:
+    """The apiserver, TLS settings and credentials of a kubeconfig's current context, loaded by the `kubernetes`
+    client: its loader handles what a kubeconfig can hold (client certificates, exec and OIDC plugins that refresh
+    tokens, proxies), and its REST layer's pool is built with all of it."""
+    from kubernetes import client, config
+    from kubernetes.client import rest
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=path, client_configuration=configuration, persist_config=False)
+    configuration.retries = False
+    pool = rest.RESTClientObject(configuration).pool_manager
+
+    def credentials() -> dict[str, str]:
+        # auth_settings() runs the loader's refresh hook: an expiring token is renewed by its plugin.
+        auth = configuration.auth_settings().get("BearerToken")
+        return {auth["key"]: auth["value"]} if auth else {}
+
+    return Endpoint(configuration.host, pool, credentials)
 
 
 def summarise_pod(obj: Mapping[str, Any]) -> Pod:
@@ -295,7 +308,5 @@ def _status_message(raw: bytes) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    """One bounded line: the exception's type and message (or the REST layer's `reason`, which holds the cause)."""
-    reason = getattr(exc, "reason", None)
-    text = reason if isinstance(reason, str) and reason else str(exc)
-    return f"{type(exc).__name__}: " + " ".join(text.split())[:300]
+    """One bounded line: the exception's type and message."""
+    return f"{type(exc).__name__}: " + " ".join(str(exc).split())[:300]

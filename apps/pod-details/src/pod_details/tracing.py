@@ -6,8 +6,9 @@ default service carries none of its memory or per-request cost (benchmarks/servi
 On, the pieces are the maintained instrumentations, not hand-made spans:
 - Flask's instrumentation makes a SERVER span per request, named after the route template, and continues the
   caller's trace from a W3C `traceparent` header;
-- urllib3's makes a CLIENT span for the call to the Kubernetes API (the REST layer speaks urllib3), a child of the
-  request that found the cache expired, and sends `traceparent` on to the apiserver;
+- urllib3's makes a CLIENT span for the call to the Kubernetes API (kube.py reads the pod over urllib3, in a pod and
+  with a kubeconfig alike), a child of the request that found the cache expired, and sends `traceparent` on to the
+  apiserver;
 - spans leave in batches over OTLP/HTTP (protobuf) to OTEL_EXPORTER_OTLP_ENDPOINT, from a background thread.
 
 Under gunicorn the app is built in the master and instrumented there, so the instrumentation's code is shared with

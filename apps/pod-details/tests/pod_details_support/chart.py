@@ -12,22 +12,32 @@ from typing import Any
 
 import yaml
 
+from gitops_testing.plugin import kubeconform_schemas, pinned_tool_path
+
 PROJECT = Path(__file__).resolve().parents[2]
 CHART = PROJECT / "chart"
 RELEASE = "pod-details"
 NAMESPACE = "apps-dev"
-REQUIRED = ("--set-string", "image.tag=0.0.0-test", "--set", "hostnames={pod-details.example.com}")
+HOSTNAME = "pod-details.example.com"
+REQUIRED = ("--set-string", "image.tag=0.0.0-test", "--set", f"hostnames={{{HOSTNAME}}}")
 
 
-def template(*extra: str, namespace: str = NAMESPACE) -> str:
+def template(*extra: str, namespace: str = NAMESPACE, required: tuple[str, ...] = REQUIRED) -> str:
     """The rendered manifests as text; fails the test with Helm's message when the render fails."""
-    from gitops.toolchain import tool_path
-
-    cmd = [str(tool_path("helm")), "template", RELEASE, str(CHART), "--namespace", namespace, *REQUIRED, *extra]
+    cmd = [str(pinned_tool_path("helm")), "template", RELEASE, str(CHART), "--namespace", namespace, *required, *extra]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
         raise AssertionError(f"helm template {CHART} {' '.join(extra)} failed:\n{result.stderr}")
     return result.stdout
+
+
+def refused(*extra: str, required: tuple[str, ...] = REQUIRED) -> str:
+    """Helm's message when the chart refuses these values; fails the test when it renders them."""
+    try:
+        template(*extra, required=required)
+    except AssertionError as refusal:
+        return str(refusal)
+    raise AssertionError(f"the chart rendered with {' '.join(extra)}: expected a refusal")
 
 
 def render(*extra: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
@@ -47,8 +57,5 @@ def rule_groups(*extra: str) -> dict[str, Any]:
 
 def kubeconform(manifests: str) -> subprocess.CompletedProcess[str]:
     """kubeconform -strict against the pinned Kubernetes and CRD schemas only (nothing is fetched)."""
-    from gitops.schemas import schema_locations
-    from gitops.toolchain import tool_path
-
-    argv = [str(tool_path("kubeconform")), "-strict", "-summary", *schema_locations(), "-"]
+    argv = [str(pinned_tool_path("kubeconform")), "-strict", "-summary", *kubeconform_schemas(), "-"]
     return subprocess.run(argv, input=manifests, capture_output=True, text=True, timeout=120)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitops_testing.plugin import ControlPlane
 from pod_details_support import chart
 
 RBAC_TEMPLATES = ("templates/serviceaccount.yaml", "templates/role.yaml", "templates/rolebinding.yaml")
@@ -64,7 +65,7 @@ class LivePod:
 
     def token(self, kubeconfig: Path) -> str:
         """A bound token of the pod's ServiceAccount from the TokenRequest API, as the kubelet projects it."""
-        from gitops.testing import mint_token
+        from gitops_testing.plugin import mint_token
 
         return mint_token(kubeconfig, self.namespace, self.service_account)
 
@@ -122,8 +123,8 @@ def _create(pod: LivePod) -> None:
     )
 
 
-def pod_env(cp: Any, pod: LivePod, into: Path, token: str | None = None) -> dict[str, str]:
-    """`in_cluster_env` for `pod` on the control plane `cp` (a gitops.cluster.LocalControlPlane), with a fresh token."""
+def pod_env(cp: ControlPlane, pod: LivePod, into: Path, token: str | None = None) -> dict[str, str]:
+    """`in_cluster_env` for `pod` on the control plane `cp`, with a fresh token."""
     token = pod.token(cp.kubeconfig) if token is None else token
     return in_cluster_env(cp.apiserver_port, cp.pki.ca_cert, token, pod.namespace, into, pod.name)
 

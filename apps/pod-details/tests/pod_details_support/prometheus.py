@@ -14,6 +14,7 @@ from typing import Any
 import requests
 import yaml
 
+from gitops_testing.plugin import pinned_tool_path
 from pod_details_support.gunicorn_process import free_port
 
 
@@ -47,8 +48,6 @@ class Prometheus:
 def running(
     workdir: Path, targets: list[str], labels: dict[str, str], job: str, rules: dict[str, Any]
 ) -> Iterator[Prometheus]:
-    from gitops.toolchain import tool_path
-
     (workdir / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
@@ -61,7 +60,7 @@ def running(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                str(tool_path("prometheus")),
+                str(pinned_tool_path("prometheus")),
                 f"--config.file={workdir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",

@@ -84,7 +84,7 @@ spec:
 
 
 def write_config(path: Path, unpullable: Sequence[str] = ()) -> Path:
-    from gitops.schemas import module_dir
+    from gitops.toolchain.schemas import module_dir
 
     tool = tools()["kwok"]
     base = module_dir(tool.module, tool.version)

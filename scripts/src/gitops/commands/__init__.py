@@ -3,7 +3,17 @@ of heavy libraries (kubernetes, helm runs) stay inside the commands so `gitops -
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+
+def repo_root(ctx: click.Context) -> Path:
+    """The repository a verb works on: `gitops --repo PATH`, else the git work tree of the current directory."""
+    from gitops.git import toplevel
+
+    repo = (ctx.find_root().obj or {}).get("repo")
+    return toplevel(repo or Path.cwd())
 
 
 def register(main: click.Group) -> None:
@@ -12,7 +22,7 @@ def register(main: click.Group) -> None:
         changed_apps,
         cluster,
         diff,
-        e2e,
+        docs,
         history,
         new_app,
         promote,
@@ -37,7 +47,7 @@ def register(main: click.Group) -> None:
         diff.diff,
         changed_apps.changed_apps,
         push.push,
-        e2e.e2e,
+        new_app.new_app,
+        docs.docs,
     ):
         main.add_command(command)
-    new_app.register(main)  # new-app and docs

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+
+from gitops.commands import repo_root
 
 
 @click.command()
@@ -13,10 +13,10 @@ import click
 @click.option("--image", required=True, help="REPOSITORY:TAG of the pushed image.")
 @click.option("--digest", help="sha256:<64 hex> of the pushed image (pins it; recommended).")
 @click.option("--source-commit", help="The app commit the image was built from (default: HEAD).")
-def bump(env: str, app: str, image: str, digest: str | None, source_commit: str | None) -> None:
+@click.pass_context
+def bump(ctx: click.Context, env: str, app: str, image: str, digest: str | None, source_commit: str | None) -> None:
     """Write IMAGE (and digest) into environments/ENV/APP/release.yaml, validate, and commit with trailers."""
-    from gitops import bump as lib
-    from gitops import gitutil
+    from gitops.release import bump as lib
 
-    root = gitutil.toplevel(Path.cwd())
+    root = repo_root(ctx)
     click.echo(lib.bump(root, env, app, image, digest or None, source_commit or None), nl=False)

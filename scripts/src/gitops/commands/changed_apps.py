@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import click
 
+from gitops.commands import repo_root
 from gitops.errors import GitopsError
 
 
@@ -20,12 +20,16 @@ from gitops.errors import GitopsError
     metavar="NAME",
     help="Also append NAME=<json> to the file in $GITHUB_OUTPUT (a job output for a matrix).",
 )
-def changed_apps(base: str, head: str, fmt: str, github_output: str | None) -> None:
+@click.pass_context
+def changed_apps(ctx: click.Context, base: str, head: str, fmt: str, github_output: str | None) -> None:
     """Apps (with a Dockerfile) changed between BASE and HEAD, with image repository, version and build tag."""
-    from gitops import changes, gitutil
+    from gitops.release import changedapps as changes
 
-    root = gitutil.toplevel(Path.cwd())
-    apps = changes.changed_apps(root, base, head)
+    root = repo_root(ctx)
+    notes: list[str] = []
+    apps = changes.changed_apps(root, base, head, notes)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     encoded = json.dumps(apps, separators=(",", ":"))
     if github_output:
         target = os.environ.get("GITHUB_OUTPUT")

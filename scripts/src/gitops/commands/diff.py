@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from gitops.commands import repo_root
+
 
 @click.command()
 @click.argument("base")
@@ -20,12 +22,12 @@ import click
     help="markdown: one section per environment, cut to fit a GitHub comment.",
 )
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-def diff(base: str, head: str, envs: tuple[str, ...], fmt: str, output: Path | None) -> None:
-    """Render each environment at BASE and at HEAD (`gitops render ENV --ref`) and diff the two."""
-    from gitops import diff as lib
-    from gitops import gitutil
+@click.pass_context
+def diff(ctx: click.Context, base: str, head: str, envs: tuple[str, ...], fmt: str, output: Path | None) -> None:
+    """Render each environment at BASE and at HEAD (`gitops render --env ENV --ref`) and diff the two."""
+    from gitops.release import diff as lib
 
-    root = gitutil.toplevel(Path.cwd())
+    root = repo_root(ctx)
     text = lib.diff(root, base, head, list(envs), fmt)
     if output is None:
         click.echo(text, nl=False)

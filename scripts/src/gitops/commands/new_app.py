@@ -1,13 +1,10 @@
-"""`gitops new-app` (a new service, and later its first release in each promotion target) and `gitops docs` (the
-files generated from the repository). One module: both write what `gitops.newapp` generates."""
+"""`gitops new-app`: a new service, and later its first release in each promotion target."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from gitops.commands.render import REPO_OPTION, repo_root
+from gitops.commands import repo_root
 
 
 @click.command("new-app")
@@ -25,9 +22,9 @@ from gitops.commands.render import REPO_OPTION, repo_root
     help="Instead of creating NAME: write its folder in ENV, a later environment of the promotion order — its overlay, "
     "the image the environment before it runs, and the chart copied from HEAD with its provenance.",
 )
-@REPO_OPTION
+@click.pass_context
 def new_app(
-    name: str, port: int | None, owner: str, description: str | None, env: str | None, repo_path: Path | None
+    ctx: click.Context, name: str, port: int | None, owner: str, description: str | None, env: str | None
 ) -> None:
     """Create apps/NAME from the reference app (code, tests, Dockerfile, chart, catalog entry, TechDocs) and its
     folder in the first environment, with the host NAME-<env>.<domain>.
@@ -35,44 +32,14 @@ def new_app(
     Later environments run a copy of the chart taken from a commit of main, so NAME reaches them once it is merged:
     `gitops new-app NAME --env prod`. Nothing is committed; a refused or failed run writes nothing.
     """
-    from gitops import newapp
+    from gitops.scaffold import newapp, reference
 
-    root = repo_root(repo_path)
+    root = repo_root(ctx)
     if env:
-        if port is not None or description is not None or owner != newapp.DEFAULT_OWNER:
+        if port is not None or description is not None or owner != reference.DEFAULT_OWNER:
             raise click.UsageError(
                 "--env adds an existing app to an environment: --port, --owner and --description belong to its creation"
             )
         click.echo(newapp.first_release(root, name, env).text(), nl=False)
     else:
         click.echo(newapp.create(root, name, port=port, owner=owner, description=description).text(), nl=False)
-
-
-@click.command("docs")
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 listing the files that are out of date.")
-@REPO_OPTION
-def docs(check: bool, repo_path: Path | None) -> None:
-    """Regenerate what is derived from the repository: each app's chart README (helm-docs, from values.yaml),
-    catalog-info.yaml (Backstage) and mkdocs.yml (TechDocs)."""
-    from gitops import newapp
-
-    root = repo_root(repo_path)
-    if check:
-        stale = newapp.stale_docs(root)
-        for g in stale:
-            click.echo(f"out of date: {g.path}")
-        if stale:
-            click.echo("run `gitops docs` to regenerate them", err=True)
-            raise SystemExit(1)
-        click.echo("generated files are current")
-        return
-    changed = newapp.write_docs(root)
-    for path in changed:
-        click.echo(f"wrote {path}")
-    if not changed:
-        click.echo("generated files are current")
-
-
-def register(main: click.Group) -> None:
-    main.add_command(new_app)
-    main.add_command(docs)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from gitops.commands import repo_root
+
 
 @click.command()
 @click.option("--from", "source", required=True, help="Environment to promote from (e.g. dev).")
@@ -44,7 +46,9 @@ import click
     is_flag=True,
     help="Build and validate the promotion, print it, commit nothing (only --pr-body and --diff-file are written).",
 )
+@click.pass_context
 def promote(
+    ctx: click.Context,
     source: str,
     target: str,
     apps: tuple[str, ...],
@@ -55,13 +59,12 @@ def promote(
     dry_run: bool,
 ) -> None:
     """Promote releases (image, chart) from --from to --to; values are never promoted."""
-    from gitops import gitutil
-    from gitops import promote as lib
+    from gitops.release import promote as lib
 
-    root = gitutil.toplevel(Path.cwd())
+    root = repo_root(ctx)
     names = sorted({a.strip() for a in apps if a.strip()})
     if github_event is not None:
-        from gitops import workflow_event
+        from gitops.release import workflow_event
 
         if names or source_commit:
             raise click.UsageError("--github-event names the app and the source commit: give it alone")

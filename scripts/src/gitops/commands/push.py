@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+
+from gitops.commands import repo_root
 
 
 @click.command()
 @click.option("--remote", default="origin", show_default=True)
 @click.option("--branch", default="main", show_default=True)
 @click.option("--attempts", type=click.IntRange(1, 10), default=3, show_default=True)
-def push(remote: str, branch: str, attempts: int) -> None:
+@click.pass_context
+def push(ctx: click.Context, remote: str, branch: str, attempts: int) -> None:
     """Push HEAD to REMOTE/BRANCH; on a race with another push, rebase onto it and try again."""
-    from gitops import gitutil
-    from gitops import push as lib
+    from gitops.release import push as lib
 
-    root = gitutil.toplevel(Path.cwd())
+    root = repo_root(ctx)
     click.echo(lib.push(root, remote, branch, attempts), nl=False)

@@ -6,101 +6,65 @@ from pathlib import Path
 
 import click
 
-from gitops.errors import GitopsError
-
-REPO_OPTION = click.option(
-    "--repo",
-    "repo_path",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Repository to read (default: the git work tree containing the current directory).",
-)
-
-
-def repo_root(repo_path: Path | None) -> Path:
-    from gitops.git import toplevel
-
-    return toplevel(repo_path or Path.cwd())
+from gitops.commands import repo_root
 
 
 @click.command("render")
-@click.argument("target")
-@click.argument("cluster_name", required=False)
-@click.option("--app", help="Only this app (its folder name under environments/<env>/).")
+@click.option("--env", help="An environment (a folder of environments/).")
+@click.option("--platform", "platform", is_flag=True, help="The platform: platform/ and its upstream charts.")
+@click.option("--cluster", help="A cluster's bootstrap: clusters/CLUSTER/ and its upstream charts.")
+@click.option("--app", help="With --env: only this app (its folder name under environments/<env>/).")
 @click.option(
     "--ref",
     help="Render the repository at this revision. Default: the work tree, standing in for main, where every "
     "environment is read (charts, promoted chart copies, values).",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write one file per Application here.")
-@REPO_OPTION
+@click.pass_context
 def render(
-    target: str, cluster_name: str | None, app: str | None, ref: str | None, out: Path | None, repo_path: Path | None
+    ctx: click.Context,
+    env: str | None,
+    platform: bool,
+    cluster: str | None,
+    app: str | None,
+    ref: str | None,
+    out: Path | None,
 ) -> None:
-    """Render TARGET as Argo CD would apply it: an environment (e.g. `dev`), `platform`, or `cluster NAME`.
+    """Render an environment (--env), the platform (--platform) or a cluster (--cluster) as Argo CD would apply it.
 
     For an environment: the Applications its ApplicationSet generates (first), then each Application's manifests
-    from the pinned helm, sorted by kind/namespace/name so two renders diff cleanly. For `platform` and a cluster:
+    from the pinned helm, sorted by kind/namespace/name so two renders diff cleanly. For the platform and a cluster:
     the folder's manifests, then what each of its Applications of an upstream chart applies (the chart pinned in the
     toolchain's versions.toml), or a note naming a chart that cannot be had here.
     """
-    from gitops import render as r
-    from gitops import repo as repomodel
+    from gitops import model as repomodel
+    from gitops.render import output, targets
+    from gitops.render.helm import workspace
 
-    root = repo_root(repo_path)
-    model = repomodel.load(root, ref)
-    if target == "cluster":
-        if not cluster_name:
-            raise GitopsError("`gitops render cluster` needs a cluster name (a folder under clusters/)")
-        folder = f"clusters/{cluster_name}"
-    elif target == "platform":
-        folder = "platform"
-    else:
-        folder = ""
-        if cluster_name:
-            raise GitopsError(f"unexpected argument {cluster_name!r}: only `gitops render cluster NAME` takes two")
-    if folder:
-        if not model.snapshot.is_dir(folder):
-            raise GitopsError(f"{folder}/ does not exist ({model.snapshot.label})")
-        from gitops import platform_apps
-
-        rendered = r.render_plain(model, folder)
-        with r.workspace() as work:
-            charts = platform_apps.render_platform(r.Renderer(model, work), [rendered])
-        _emit([], [rendered, *charts], out, single=folder.replace("/", "-"))
-        _report(rendered.notes + platform_apps.notes(charts), [p for x in (rendered, *charts) for p in x.problems])
-        return
-
-    env = model.environments.get(target)
-    if env is None:
-        known = ", ".join([*model.environments, "platform", "cluster NAME"])
-        raise GitopsError(f"no environment {target!r} (environments/{target}/); known: {known}")
-    with r.workspace() as work:
-        renderer = r.Renderer(model, work)
-        (result,) = renderer.render_envs([env], only_app=app)
-        if app and not result.applications:
-            raise GitopsError(f"{env.appset_file} generates no Application for app {app!r} in {target}")
-        _emit(result.applications, result.rendered, out)
-        notes = [f"{x.title}: {n}" for x in result.rendered for n in x.notes]
-        _report(notes, result.all_problems())
-
-
-def _emit(applications, rendered, out: Path | None, single: str | None = None) -> None:
-    from gitops import render as r
-
+    if [bool(env), platform, bool(cluster)].count(True) != 1:
+        raise click.UsageError("name one thing to render: --env ENV, --platform or --cluster NAME")
+    if app and not env:
+        raise click.UsageError("--app selects an app of an environment: give --env too")
+    model = repomodel.load(repo_root(ctx), ref)
+    with workspace() as work:
+        if env:
+            result = targets.environment(model, env, work, only_app=app)
+            applications, rendered, problems = result.applications, result.rendered, result.all_problems()
+            notes = [f"{x.title}: {n}" for x in rendered for n in x.notes]
+            single = None
+        else:
+            folder = "platform" if platform else f"clusters/{cluster}"
+            applications, rendered = [], targets.folder(model, folder, work)
+            problems = [p for x in rendered for p in x.problems]
+            notes = [n for x in rendered for n in x.notes]
+            single = folder.replace("/", "-")
     if out is None:
-        click.echo(r.format_applications(applications), nl=False)
+        click.echo(output.format_applications(applications), nl=False)
         for x in rendered:
-            click.echo(r.format_rendered(x), nl=False)
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    if applications:
-        (out / "applications.yaml").write_text(r.format_applications(applications))
-    for n, x in enumerate(rendered):  # ``single`` names the folder's own manifests, the first
-        (out / f"{single if single and n == 0 else x.title}.yaml").write_text(r.format_rendered(x))
-    click.echo(f"wrote {len(rendered) + bool(applications)} file(s) to {out}", err=True)
-
-
-def _report(notes, problems) -> None:
+            click.echo(output.format_rendered(x), nl=False)
+    else:
+        written = output.write(out, applications, rendered, single)
+        click.echo(f"wrote {written} file(s) to {out}", err=True)
     for note in notes:
         click.echo(f"note: {note}", err=True)
     for p in problems:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+
+from gitops.commands import repo_root
 
 
 @click.command()
@@ -13,10 +13,10 @@ import click
 @click.option("--to", "to", help="A commit that changed the release: restore the release as it was there.")
 @click.option("--steps", type=int, help="Go back N promotions from the one in effect (default 1).")
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
-def rollback(env: str, app: str, to: str | None, steps: int | None, dry_run: bool) -> None:
+@click.pass_context
+def rollback(ctx: click.Context, env: str, app: str, to: str | None, steps: int | None, dry_run: bool) -> None:
     """Restore APP's release in ENV from an earlier promotion, or its first release (history is never rewritten)."""
-    from gitops import gitutil
-    from gitops import rollback as lib
+    from gitops.release import rollback as lib
 
-    root = gitutil.toplevel(Path.cwd())
+    root = repo_root(ctx)
     click.echo(lib.rollback(root, env, app, to, steps, dry_run), nl=False)

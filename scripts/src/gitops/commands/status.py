@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
+
+from gitops.commands import repo_root
 
 
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def status(fmt: str) -> None:
-    """Image, chart revision, lag behind the previous environment, and the last release change of each app."""
-    from gitops import gitutil
-    from gitops import status as lib
+@click.pass_context
+def status(ctx: click.Context, fmt: str) -> None:
+    """Per app and environment: the image, the chart, what is pending there, and the last change to it."""
+    from gitops import git
+    from gitops.release import history
+    from gitops.release import status as lib
 
-    root = gitutil.toplevel(Path.cwd())
+    root = repo_root(ctx)
+    if (warning := history.shallow_warning(root)) is not None:
+        click.echo(warning, err=True)
     cells = lib.status(root)
     if fmt == "json":
-        click.echo(json.dumps({"head": gitutil.head(root), "cells": [c.to_dict() for c in cells]}, indent=2))
+        click.echo(json.dumps({"head": git.head(root), "cells": [c.to_dict() for c in cells]}, indent=2))
     else:
         click.echo(lib.render_text(cells), nl=False)

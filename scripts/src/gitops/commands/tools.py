@@ -28,7 +28,7 @@ def build_cmd(names: tuple[str, ...], force: bool) -> None:
     for chart, digest in charts:
         click.echo(f"{'chart ' + chart.name:<24} {chart.chart_version:<10} {chart.provenance} {digest}")
     if not names:
-        from gitops import schemas
+        from gitops.toolchain import schemas
 
         root = schemas.generate()
         kinds = sum(1 for _ in root.rglob("*.json"))

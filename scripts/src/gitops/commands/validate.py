@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from gitops.commands.render import REPO_OPTION, repo_root
+from gitops.commands import repo_root
 
 
 @click.command("validate")
-@click.argument("args", nargs=-1)
+@click.argument("files", nargs=-1)
+@click.option("--env", "envs", multiple=True, help="Only this environment (repeatable).")
 @click.option(
     "--live",
     "live_check",
@@ -24,28 +25,45 @@ from gitops.commands.render import REPO_OPTION, repo_root
     help="With --live: use this cluster instead of starting a local control plane.",
 )
 @click.option(
-    "--changed",
+    "--no-cache",
+    "no_cache",
     is_flag=True,
-    help="ARGS are changed files (as pre-commit passes them): validate only the environments they can affect.",
+    help="Render and check everything again, ignoring (and not updating) the results kept in"
+    " $GITOPS_VALIDATE_CACHE (default ~/.cache/gitops/validate).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@REPO_OPTION
+@click.pass_context
 def validate(
-    args: tuple[str, ...], live_check: bool, kubeconfig: Path | None, changed: bool, fmt: str, repo_path: Path | None
+    ctx: click.Context,
+    files: tuple[str, ...],
+    envs: tuple[str, ...],
+    live_check: bool,
+    kubeconfig: Path | None,
+    no_cache: bool,
+    fmt: str,
 ) -> None:
-    """Validate ENV… (default: every environment, the platform and the clusters).
+    """Validate the repository: every environment, the platform and the clusters; with --env, those environments;
+    with FILES (changed files, as pre-commit passes them), what they can affect.
 
     Checks, in order: yamllint, values.schema.json and `helm lint --strict` per app and environment, kubeconform
     -strict on everything rendered, the repository's rules, and with --live a server-side dry run. Exits 1 if
-    anything is wrong, after reporting everything.
+    anything is wrong, after reporting everything. Results whose inputs have not changed since an earlier run are
+    reused (the same findings, without running helm or kubeconform again) unless --no-cache.
     """
-    from gitops import validate as v
+    from gitops.checks import validate as v
 
-    root = repo_root(repo_path)
-    if changed:
-        report = v.validate(root, changed=list(args), live_check=live_check, kubeconfig=kubeconfig)
+    if files and envs:
+        raise click.UsageError("give changed FILES or --env, not both")
+    root = repo_root(ctx)
+    for f in files:
+        if not (Path(f).exists() or (root / f).exists()):
+            raise click.UsageError(
+                f"{f!r} is no file: validate takes changed files; name an environment with --env {f}"
+            )
+    if files:
+        report = v.validate(root, changed=list(files), live_check=live_check, kubeconfig=kubeconfig, cache=not no_cache)
     else:
-        report = v.validate(root, list(args), live_check=live_check, kubeconfig=kubeconfig)
+        report = v.validate(root, list(envs), live_check=live_check, kubeconfig=kubeconfig, cache=not no_cache)
     if fmt == "json":
         click.echo(json.dumps(v.format_json(report), indent=2))
     else:

@@ -29,6 +29,7 @@ BUILD_ORDER = (
     "kube-scheduler",
     "etcd",
     "helm",
+    "helm-batch",
     "kubeconform",
     "kwok",
     "actionlint",

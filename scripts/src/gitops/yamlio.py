@@ -7,7 +7,9 @@ large and machine-written, go through PyYAML instead (see ``load_manifests``).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import pickle
 from typing import Any
 
 import yaml
@@ -59,12 +61,26 @@ def _error(file: str, e: YAMLError) -> YamlError:
     return YamlError(file, None, str(e))
 
 
+# Documents already parsed in this process, pickled: the same file is read by the model and again by the ApplicationSet
+# generator, and unpickling a document costs a few percent of parsing it. Each caller gets its own copy.
+_parsed: dict[str, bytes] = {}
+_PARSED_MAX = 4096
+
+
 def load(text: str, file: str) -> Any:
     """One YAML document, keeping line numbers (CommentedMap/CommentedSeq); raises YamlError."""
+    blob = _parsed.get(text)
+    if blob is not None:
+        return pickle.loads(blob)  # noqa: S301 - bytes this process pickled itself
     try:
-        return _yaml().load(text)
+        doc = _yaml().load(text)
     except YAMLError as e:
         raise _error(file, e) from None
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    with contextlib.suppress(pickle.PicklingError, TypeError, RecursionError):  # then it is parsed again next time
+        _parsed[text] = pickle.dumps(doc)
+    return doc
 
 
 def load_all(text: str, file: str) -> list[Any]:

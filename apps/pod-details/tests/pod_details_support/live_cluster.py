@@ -7,6 +7,7 @@ passing test proves the RBAC the chart ships is enough. Used by the tests and by
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -50,12 +51,27 @@ class LivePod:
     def _binding(self) -> dict[str, Any]:
         return next(doc for doc in self.rbac if doc["kind"] == "RoleBinding")
 
-    def revoke(self) -> None:
-        """Delete the chart's RoleBinding: the ServiceAccount may no longer read pods."""
+    def revoke(self, within: float = 30.0) -> None:
+        """Delete the chart's RoleBinding, and return once the ServiceAccount may no longer read pods. The apiserver's
+        RBAC authorizer works from an informer cache, so a request just after the deletion may still be allowed: wait
+        until a SubjectAccessReview (the same authorizer) says no."""
         from kubernetes import client
 
         name = self._binding()["metadata"]["name"]
         client.RbacAuthorizationV1Api(self.admin).delete_namespaced_role_binding(name, self.namespace)
+        review = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=f"system:serviceaccount:{self.namespace}:{self.service_account}",
+                resource_attributes=client.V1ResourceAttributes(
+                    namespace=self.namespace, verb="get", resource="pods", name=self.name
+                ),
+            )
+        )
+        api = client.AuthorizationV1Api(self.admin)
+        deadline = time.monotonic() + within
+        while api.create_subject_access_review(review).status.allowed:
+            assert time.monotonic() < deadline, f"{self.service_account} could still read pods {within:.0f}s after"
+            time.sleep(0.1)
 
     def grant(self) -> None:
         """Create the chart's RoleBinding (again)."""

@@ -62,7 +62,15 @@ def test_the_clean_repository_passes(repo, helm, upstream_chart_cache):
     report = json.loads(proc.stdout)
     assert report["problems"] == [], proc.stdout
     assert proc.returncode == 0
-    assert report["checks"] == ["yamllint", "values-schema", "helm-lint", "chart-values", "kubeconform", "repo-rules"]
+    assert report["checks"] == [
+        "yamllint",
+        "schema",
+        "values-schema",
+        "helm-lint",
+        "chart-values",
+        "kubeconform",
+        "repo-rules",
+    ]
     assert report["stats"]["environments"] == 2
     assert report["stats"]["applications"] == 2
 

@@ -138,6 +138,8 @@ def validate(
     with workspace() as work, ProcessPoolExecutor(max_workers=workers()) as lint_pool:
         linting = yamllint.start(model.snapshot, under, lint_pool, store)
         report.checks.append("yamllint")
+        # The model checked release.yaml, env.yaml and promotion.yaml against their schemas while loading.
+        report.checks.append("schema")
         found += [p for p in model.problems if not p.env or p.env in scope.envs]
 
         # 2. values schema + helm lint, and the renders everything after needs

@@ -382,10 +382,9 @@ def test_scoping_to_an_environment_and_to_changed_files(repo, helm):
     proc = cli(repo.path, "--env", "staging")
     assert proc.returncode == 1 and "no environment 'staging'" in proc.stderr
     proc = cli(repo.path, "prod")
-    assert (
-        proc.returncode == 2
-        and "'prod' is no file: validate takes changed files; name an environment with --env prod" in proc.stderr
-    )
+    assert proc.returncode == 2 and "'prod' is an environment, not a file: validate it with --env prod" in proc.stderr
+    proc = cli(repo.path, "environments/nope.yaml")
+    assert proc.returncode == 2 and "'environments/nope.yaml': no such file" in proc.stderr
 
 
 def test_a_prod_overlay_change_is_validated_on_the_commit_that_makes_it(repo, helm):

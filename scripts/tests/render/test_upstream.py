@@ -1,5 +1,5 @@
 """Upstream charts: fetched from their Go modules as their releases publish them, pinned by digest, resolved for the
-Applications that name them (gitops.toolchain.charts, gitops.upstream_charts, gitops.chart_values).
+Applications that name them (gitops.toolchain.charts, gitops.render.upstream, gitops.checks.chartvalues).
 
 Everything runs on the real charts: the ones `make tools` put in the cache, or a fresh fetch of the same modules from
 the Go module cache (offline: the module proxy is replaced by the module cache itself, so nothing is downloaded here).

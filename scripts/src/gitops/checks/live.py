@@ -2,7 +2,7 @@
 
 Set-up, in order, each step waiting for the previous to take effect:
 
-1. the pinned CRDs (``gitops.schemas.crd_files()``), applied and waited for until ``Established``;
+1. the pinned CRDs (``gitops.toolchain.schemas.crd_files()``), applied and waited for until ``Established``;
 2. the platform's Namespaces (``platform/`` and ``clusters/*/``, with the labels the policies select on), its
    ValidatingAdmissionPolicies and their bindings, and the apps' ServiceAccounts (Pod admission looks them up);
 3. the policies made *active*: each policy's ``status.observedGeneration`` catches up once its CEL is type-checked

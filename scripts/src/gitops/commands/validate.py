@@ -57,8 +57,11 @@ def validate(
     root = repo_root(ctx)
     for f in files:
         if not (Path(f).exists() or (root / f).exists()):
+            if (root / "environments" / f).is_dir():
+                raise click.UsageError(f"{f!r} is an environment, not a file: validate it with --env {f}")
             raise click.UsageError(
-                f"{f!r} is no file: validate takes changed files; name an environment with --env {f}"
+                f"{f!r}: no such file (validate takes changed files, relative to the repository or the current"
+                " directory; an environment is named with --env)"
             )
     if files:
         report = v.validate(root, changed=list(files), live_check=live_check, kubeconfig=kubeconfig, cache=not no_cache)

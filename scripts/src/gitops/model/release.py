@@ -191,7 +191,7 @@ def read(root: Path, env: str, app: str, rev: str | None = None) -> Pins | None:
 
 @dataclass
 class Layout:
-    """What release changes need from the repository model (`gitops.repo`): the promotion order and which apps each
+    """What release changes need from the repository model (`gitops.model`): the promotion order and which apps each
     environment has a release for."""
 
     order: list[str]

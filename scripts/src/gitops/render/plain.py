@@ -58,7 +58,7 @@ def _upstream_note(doc: Document) -> list[str]:
     spec = doc.obj.get("spec") or {}
     notes = []
     for s in spec.get("sources") or ([spec["source"]] if spec.get("source") else []):
-        # A chart is rendered from its pinned copy, or named as not obtainable, by gitops.upstream_charts.
+        # A chart is rendered from its pinned copy, or named as not obtainable, by gitops.render.upstream.
         if not s.get("chart") and not same_repo(str(s.get("repoURL", ""))):
             notes.append(
                 f"pinned, not rendered: Application {doc.name}: path {s.get('path', '.')} {s.get('targetRevision')}"

@@ -11,7 +11,7 @@ commit yet:
 2. ``gitops new-app NAME --env prod``, once the app is merged and runs in the environment before prod, writes prod's
    folder whole: its overlay, its first release (the image the previous environment runs) and the chart copied from
    HEAD with its provenance. From then on ``gitops promote`` moves it like any other app. Until then prod has no
-   folder for the app, no Application, and ``gitops validate`` accepts that (gitops.rules).
+   folder for the app, no Application, and ``gitops validate`` accepts that (gitops.checks.rules).
 
 Both steps write to the work tree only, all or nothing, and leave the commit to the developer: the result is
 reviewed as a pull request like any other change.

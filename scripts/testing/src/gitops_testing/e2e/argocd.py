@@ -18,6 +18,7 @@ reconciliation timings are shortened, and each change is listed in ``overrides``
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -341,6 +342,20 @@ class LocalArgoCD:
 
     def log_tails(self, lines: int = 15) -> str:
         return "\n".join(f"--- {c.name} ({c.log}) ---\n{c.tail(lines)}" for c in self.procs.children)
+
+    def controller_errors(self, limit: int = 20) -> list[str]:
+        """The application controller's last warnings and errors (it logs JSON), one line each, for a report."""
+        found = []
+        for line in self._log("argocd-application-controller").read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("level") in ("warning", "error"):
+                who = entry.get("application") or entry.get("app-qualified-name") or ""
+                detail = f"{entry.get('msg', '')} {entry.get('error', '')}".strip()
+                found.append(f"{entry.get('time', '')} {entry['level']} {who}: {detail}"[:400])
+        return found[-limit:]
 
 
 def _redis_ping(port: int) -> bool:

@@ -8,6 +8,7 @@ bootstrapped from its own ``root.yaml``), so nothing in ``clusters/`` has to be 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ class LocalCluster:
     status: StatusController | None = None
     metrics: MetricsAPI | None = None
     syncs: SyncAttempts = field(default_factory=SyncAttempts)  # every sync operation seen, for its failed attempts
+    settled: dict[str, float] = field(default_factory=dict)  # when each Application was first seen Synced/Healthy
 
     def __post_init__(self) -> None:
         self.cp = LocalControlPlane(
@@ -110,6 +112,13 @@ class LocalCluster:
     def applications(self) -> dict[str, dict]:
         apps = {a["metadata"]["name"]: a for a in self.kube.list(APP, "Application", NAMESPACE)}
         self.syncs.observe(apps)
+        now = time.monotonic()
+        for name, app in apps.items():
+            status = app.get("status") or {}
+            if (status.get("sync") or {}).get("status") == "Synced" and (status.get("health") or {}).get(
+                "status"
+            ) == "Healthy":
+                self.settled.setdefault(name, now)
         return apps
 
     def application(self, name: str) -> dict | None:

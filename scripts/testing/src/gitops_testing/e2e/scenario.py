@@ -305,6 +305,10 @@ class Scenario:
             )
         took = self.timings.add("bootstrap → all Synced/Healthy", time.monotonic() - t0)
         self.say(f"[{took:5.1f}s] bootstrap: every Application Synced/Healthy on every cluster, workloads as rendered")
+        for name, cluster in self.clusters.items():
+            # Seen by the scenario's polls (every POLL seconds): where a fresh cluster's time goes, wave by wave.
+            order = sorted(cluster.settled.items(), key=lambda item: item[1])
+            self.say(f"  {name}: first Synced/Healthy at " + ", ".join(f"{app} {at - t0:.0f}s" for app, at in order))
 
     def _step(
         self,
@@ -799,5 +803,10 @@ class Scenario:
             self.say(f"  {what}: {n} failed sync attempt(s); every failed operation so far:")
             for line in failures:
                 self.say(f"    - {line}")
+            for name, cluster in self.clusters.items():
+                if cluster.syncs.failures():
+                    self.say(f"  {name}: the application controller's last warnings and errors:")
+                    for line in cluster.argocd.controller_errors():
+                        self.say(f"    {line}")
             if required_zero:
                 raise ScenarioError(f"{what}: {n} failed sync attempt(s); a fresh cluster must converge in one pass")

@@ -124,6 +124,27 @@ class LocalCluster:
     def application(self, name: str) -> dict | None:
         return self.kube.get(APP, "Application", name, NAMESPACE)
 
+    def request_operation(self, name: str, operation: dict) -> bool:
+        """Start an operation as Argo CD's API does for `argocd app sync` (util/argo SetAppOperation): not while
+        another one is in progress, and only onto the version just read. An automated sync or a self-heal can start
+        in between; a blind patch would merge into its operation, which the controller then runs as it read it and
+        clears when done. False when it has to be tried again."""
+        from kubernetes.dynamic.exceptions import ConflictError
+
+        app = self.application(name)
+        if app is None or app.get("operation"):
+            return False
+        patch = {
+            "metadata": {"resourceVersion": app["metadata"]["resourceVersion"]},  # the apiserver's precondition
+            "operation": operation,
+            "status": {"operationState": None},
+        }
+        try:
+            self.kube.merge_patch(APP, "Application", name, patch, NAMESPACE)
+        except ConflictError:
+            return False
+        return True
+
     def refresh(self, applications: Iterable[str] | None = None) -> None:
         """What GitHub's push webhook makes Argo CD do: re-read git for every ApplicationSet and Application (or only
         the ``applications`` named)."""

@@ -451,10 +451,16 @@ class Scenario:
         if reported != announced:
             raise ScenarioError(f"{title}: Argo CD requires pruning {reported}; `gitops` announced {announced}")
         operator = f"e2e-operator-{time.monotonic_ns()}"
+        operation = {"initiatedBy": {"username": operator}, "sync": {"prune": True}}
         for name, objects in pending.items():
             if objects:
-                operation = {"initiatedBy": {"username": operator}, "sync": {"prune": True}}
-                cluster.kube.merge_patch(APP, "Application", name, {"operation": operation}, NAMESPACE)
+                wait_for(
+                    f"{title}: {name} free of other operations, to start the sync with prune",
+                    partial(cluster.request_operation, name, operation),
+                    self.timeout,
+                    describe,
+                    interval=0.5,
+                )
 
         def pruned() -> bool:
             for name, objects in pending.items():

@@ -608,3 +608,19 @@ def test_prod_needs_two_replicas_and_dev_does_not(dyn, policies):
     message = denial(dyn, mutated_hpa(minReplicas=1), policies["prod"])
     assert "apps-hpa-min-replicas-prod" in message and "spec.minReplicas is 1, prod requires at least 2" in message
     create(dyn, mutated_hpa(minReplicas=1), policies["dev"], dry_run=True)
+
+
+def test_the_bootstrap_steps_name_the_argo_cd_and_chart_every_cluster_runs():
+    """The first-install steps (clusters/argocd-values.yaml, the runbook) apply Argo CD's CRDs of the release every
+    cluster runs, and root.yaml's `argocd-crds` follows the same release: a bootstrap never starts a version behind."""
+    tag = yaml.safe_load((REPO / "clusters" / "argocd-values.yaml").read_text())["global"]["image"]["tag"]
+    mentioned = {
+        f"{path.relative_to(REPO)}: {ref}"
+        for path in [REPO / "clusters" / "argocd-values.yaml", *sorted((REPO / "docs").rglob("*.md"))]
+        for ref in re.findall(r"argo-cd/manifests/crds\?ref=(v[0-9.]+)", path.read_text())
+    }
+    assert mentioned, "no first-install step names Argo CD's CRDs"
+    assert all(m.endswith(f": {tag}") for m in mentioned), f"Argo CD runs {tag}; the steps say {sorted(mentioned)}"
+    for cluster in CLUSTERS:
+        apps = {a["metadata"]["name"]: a for a in applications(REPO / "clusters" / cluster / "root.yaml")}
+        assert apps["argocd-crds"]["spec"]["source"]["targetRevision"] == tag, cluster

@@ -156,7 +156,14 @@ def command_problem(tokens: list[str]) -> str | None:
         command, path, args = sub, [*path, args[0]], args[1:]
     options = {"--help", "-h"} | {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
     unknown = [a.split("=", 1)[0] for a in args if a.startswith("-") and a.split("=", 1)[0] not in options]
-    return f"`{' '.join(path)}` has no option {', '.join(unknown)}" if unknown else None
+    if unknown:
+        return f"`{' '.join(path)}` has no option {', '.join(unknown)}"
+    # An environment is named with --env everywhere; as a bare argument the command refuses it (validate) or takes
+    # it for something else, and a reader following the docs gets an error.
+    envs = {p.name for p in (REPO / "environments").iterdir() if p.is_dir()}
+    values = {o for p in command.params for o in p.opts if isinstance(p, click.Option) and not p.is_flag}
+    bare = [a for i, a in enumerate(args) if a in envs and not (i and args[i - 1] in values)]
+    return f"`{' '.join(path)} {' '.join(bare)}`: an environment is named with --env" if bare else None
 
 
 def command_problems(path: Path, text: str) -> list[str]:
@@ -178,7 +185,7 @@ def test_the_command_check_finds_what_does_not_exist() -> None:
     text = (
         "Run `make test`, then `gitops validate --live` and `PORT=9000 make run`.\n\n"
         "```sh\nmake deploy\n.venv/bin/gitops tools path helm && gitops frobnicate\ngitops promote --form dev\n```\n"
-        "`gitops cluster nope` and `make help`\n"
+        "`gitops cluster nope` and `make help`, `gitops validate prod`, `gitops diff a b --env prod`\n"
     )
     problems = command_problems(REPO / "x.md", text)
     assert [p.split(" (known")[0] for p in problems] == [
@@ -186,6 +193,7 @@ def test_the_command_check_finds_what_does_not_exist() -> None:
         "x.md:5: `gitops frobnicate`: no such command",
         "x.md:6: `gitops promote` has no option --form",
         "x.md:8: `gitops cluster nope`: no such command",
+        "x.md:8: `gitops validate prod`: an environment is named with --env",
     ]
 
 

@@ -114,10 +114,7 @@ class LocalCluster:
         self.syncs.observe(apps)
         now = time.monotonic()
         for name, app in apps.items():
-            status = app.get("status") or {}
-            if (status.get("sync") or {}).get("status") == "Synced" and (status.get("health") or {}).get(
-                "status"
-            ) == "Healthy":
+            if _synced_and_healthy(app):
                 self.settled.setdefault(name, now)
         return apps
 
@@ -162,3 +159,10 @@ class LocalCluster:
             value = "normal" if kind == "Application" else "true"
             with contextlib.suppress(NotFoundError):  # deleted meanwhile (an ApplicationSet pruned it)
                 self.kube.merge_patch(APP, kind, name, {"metadata": {"annotations": {key: value}}}, NAMESPACE)
+
+
+def _synced_and_healthy(app: dict) -> bool:
+    status = app.get("status") or {}
+    sync = (status.get("sync") or {}).get("status")
+    health = (status.get("health") or {}).get("status")
+    return sync == "Synced" and health == "Healthy"

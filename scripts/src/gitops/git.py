@@ -259,45 +259,35 @@ class WorkTree(Snapshot):
         return self.root
 
     def tree_id(self, path: str) -> str | None:
-        # Stage the folder into a throw-away index (the user's index is never touched) and let git write its tree:
-        # exactly the id a commit of the work tree would give it, ignored files left out as a commit leaves them.
         if self.exists(path):  # a file: its blob id, with the same filters `git add` applies
             return run(self.root, "hash-object", "--", path).strip()
         if not self.is_dir(path):
             return None
-        with tempfile.TemporaryDirectory(prefix="gitops-index-") as tmp:
-            env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-            for args in (["add", "--", path], ["write-tree", f"--prefix={path.rstrip('/')}/"]):
-                proc = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, env=env)
-                if proc.returncode != 0:
-                    raise GitError(f"`git {' '.join(args)}` failed in {self.root}: {proc.stderr.decode().strip()}")
-            return proc.stdout.decode().strip()
+        return self._staged_trees([path.rstrip("/")])[path.rstrip("/")]
 
     def tree_ids(self, paths: list[str]) -> dict[str, str | None]:
-        """``tree_id`` of many directories with three git processes in all, not two each: all are staged into one
-        throw-away index, whose tree holds each one's tree at its path."""
+        """``tree_id`` of many paths, the directories among them with three git processes in all, not two each."""
         dirs = [p.rstrip("/") for p in dict.fromkeys(paths) if not self.exists(p) and self.is_dir(p)]
         out = {p: self.tree_id(p) for p in paths if p.rstrip("/") not in dirs}
         if not dirs:
             return out
-        with tempfile.TemporaryDirectory(prefix="gitops-index-") as tmp:
-            env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-
-            def git_(*args: str) -> str:
-                proc = subprocess.run(["git", "-C", str(self.root), *args], capture_output=True, text=True, env=env)
-                if proc.returncode != 0:
-                    raise GitError(f"`git {' '.join(args[:2])}` failed in {self.root}: {proc.stderr.strip()}")
-                return proc.stdout
-
-            try:
-                git_("add", "--", *dirs)
-                root_tree = git_("write-tree").strip()
-                ids = git_("rev-parse", *(f"{root_tree}:{d}" for d in dirs)).split()
-            except GitError:  # one of them cannot be staged: each on its own, to say which
-                return {**out, **{p: self.tree_id(p) for p in paths if p not in out}}
-        by_dir = dict(zip(dirs, ids, strict=True))
+        try:
+            by_dir = self._staged_trees(dirs)
+        except GitError:  # one of them cannot be staged: each on its own, to say which
+            return {**out, **{p: self.tree_id(p) for p in paths if p not in out}}
         out.update({p: by_dir[p.rstrip("/")] for p in paths if p.rstrip("/") in by_dir})
         return out
+
+    def _staged_trees(self, dirs: list[str]) -> dict[str, str]:
+        """Stage the folders into a throw-away index (the user's index is never touched) and let git write its tree:
+        each folder's id is exactly the one a commit of the work tree would give it, ignored files left out as a
+        commit leaves them."""
+        with tempfile.TemporaryDirectory(prefix="gitops-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            run(self.root, "add", "--", *dirs, env=env)
+            root_tree = run(self.root, "write-tree", env=env).strip()
+            ids = run(self.root, "rev-parse", *(f"{root_tree}:{d}" for d in dirs), env=env).split()
+        return dict(zip(dirs, ids, strict=True))
 
 
 class Commit(Snapshot):
